@@ -1,0 +1,138 @@
+use crate::model::{Distro, Phase};
+use thiserror::Error;
+
+/// A rule broken by the composition of an image's layers. Messages name the
+/// layers involved and say what would fix the problem.
+#[derive(Debug, Error, PartialEq)]
+pub enum ComposeError {
+    #[error("layers require each other in a cycle: {}", path.join(" -> "))]
+    Cycle { path: Vec<String> },
+
+    #[error("layer `{layer}` requires layer `{requires}`, which image `{image}` does not list: add it to the image's `layers`")]
+    RequiresMissing {
+        layer: String,
+        requires: String,
+        image: String,
+    },
+
+    #[error("layer `{layer}` conflicts with layer `{other}`: an image cannot have both")]
+    Conflict { layer: String, other: String },
+
+    #[error("package `{package}` is installed by layer `{installer}`, but layer `{layer}` declares it must be absent")]
+    PackageConflict {
+        package: String,
+        installer: String,
+        layer: String,
+    },
+
+    #[error("layer `{layer}` does not support {distro} (it supports {}); image `{image}` is {distro}", supported.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "))]
+    UnsupportedDistro {
+        layer: String,
+        distro: Distro,
+        supported: Vec<Distro>,
+        image: String,
+    },
+
+    #[error("parameter `{name}` is declared by layer `{first}` as {first_decl} and by layer `{second}` as {second_decl}: a shared parameter needs one type and one default")]
+    ParamMismatch {
+        name: String,
+        first: String,
+        first_decl: String,
+        second: String,
+        second_decl: String,
+    },
+
+    #[error("invalid parameters:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Params { problems: Vec<String> },
+
+    #[error("port {port}/{protocol} is claimed twice: by service `{first_service}` of layer `{first_layer}` and by service `{second_service}` of layer `{second_layer}`; move one of them (usually with a port parameter)")]
+    PortClash {
+        port: u16,
+        protocol: &'static str,
+        first_layer: String,
+        first_service: String,
+        second_layer: String,
+        second_service: String,
+    },
+
+    #[error("layer `{layer}`: port `{value}` of service `{service}` rendered to `{rendered}`, which is not a port from 1 to 65535")]
+    BadPort {
+        layer: String,
+        service: String,
+        value: String,
+        rendered: String,
+    },
+
+    #[error("file {path} ({phase} phase) is written by layer `{first}` and by layer `{second}`; if `{second}` means to replace it, set `overrides: true` on its entry")]
+    FileClash {
+        path: String,
+        phase: Phase,
+        first: String,
+        second: String,
+    },
+
+    #[error("apt source `{name}` is defined differently by layer `{first}` and by layer `{second}`")]
+    AptSourceClash {
+        name: String,
+        first: String,
+        second: String,
+    },
+
+    #[error("debconf question `{question}` ({phase} phase) gets different answers from layer `{first}` and layer `{second}`")]
+    DebconfClash {
+        question: String,
+        phase: Phase,
+        first: String,
+        second: String,
+    },
+
+    #[error("layer `{layer}`: debconf line `{line}` is not `owner question type value`")]
+    BadDebconf { layer: String, line: String },
+
+    #[error("user `{name}` is defined differently by layer `{first}` and by layer `{second}`")]
+    UserClash {
+        name: String,
+        first: String,
+        second: String,
+    },
+
+    #[error("layer `{layer}`: user `{user}` takes SSH keys from parameter `{param}`, which {problem}")]
+    BadKeysParam {
+        layer: String,
+        user: String,
+        param: String,
+        problem: &'static str,
+    },
+
+    #[error("cloud-config key `{key}` ({phase} phase) gets different values from layer `{first}` and layer `{second}`")]
+    CloudConfigClash {
+        key: String,
+        phase: Phase,
+        first: String,
+        second: String,
+    },
+
+    #[error("layer `{layer}` has two checks named `{name}`")]
+    DuplicateCheck { layer: String, name: String },
+
+    #[error("layer `{layer}`: {what} names `{file}`, which is not a file beside {layer}/layer.yaml")]
+    MissingAsset {
+        layer: String,
+        what: String,
+        file: String,
+    },
+
+    #[error("layer `{layer}`: {what}: {message}")]
+    Template {
+        layer: String,
+        what: String,
+        message: String,
+    },
+
+    #[error("layer `{layer}`: secret parameter `{param}` is used in the bake phase ({what}); secrets never enter an image: move it to the boot phase")]
+    SecretInBake {
+        layer: String,
+        param: String,
+        what: String,
+    },
+}

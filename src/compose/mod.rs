@@ -1,0 +1,618 @@
+//! Composition: the layers of an image, in order, with their parameters
+//! resolved, their templates rendered and their contributions merged by
+//! explicit rules, into one [`Plan`] per phase. Pure: no I/O.
+//!
+//! The merge rules, each an error naming both layers when broken:
+//! - apt sources: one definition per name; debconf: one answer per question;
+//! - packages: union; a package one layer installs and another declares
+//!   `absent` is a conflict;
+//! - files: one writer per path and phase unless the later one `overrides`;
+//! - ports: one service per port and protocol (the Prometheus/Jitsi 9090
+//!   lesson);
+//! - users and cloud-config keys: one definition each (`bootcmd` appends).
+
+mod error;
+mod graph;
+mod params;
+mod plan;
+mod template;
+
+pub use error::ComposeError;
+pub use params::{env_name, Origin, Overrides, Resolved};
+pub use plan::{
+    AptSourceOut, CheckOut, Composition, FileOut, ImageInfo, LayerInfo, Plan, Port, UserOut,
+};
+
+use crate::model::{
+    layer::applies, CheckKind, Distro, FileBody, KeyRef, Layer, LayerSource, Loaded, ParamType,
+    Phase, PortValue, Restart,
+};
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use template::LayerTemplates;
+
+/// Paths ingot writes itself; layers may not.
+pub const RESERVED_PREFIX: &str = "/usr/local/lib/ingot/";
+
+pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, ComposeError> {
+    let image = &loaded.image;
+    let distro = image.base.distro;
+    let listed: Vec<&Layer> = loaded.layers.iter().map(|l| &l.layer).collect();
+    let order = graph::order(&image.name, distro, &listed)?;
+    let sources: Vec<&LayerSource> = order.iter().map(|&i| &loaded.layers[i]).collect();
+    let layers: Vec<&Layer> = sources.iter().map(|s| &s.layer).collect();
+
+    check_absent_packages(&layers, distro)?;
+    let params = params::resolve(&image.name, &image.params, &layers, overrides)?;
+
+    let mut templates = sources
+        .iter()
+        .map(|s| LayerTemplates::new(s))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    let base_ctx = |phase: Phase, ports: &Json| {
+        let mut map = serde_json::Map::new();
+        for (name, p) in &params {
+            let value = if p.kind == ParamType::Secret && phase == Phase::Bake {
+                // The bake never sees a secret: a marker stands in, and any
+                // marker found in the bake output is an error.
+                Json::String(secret_marker(name))
+            } else {
+                p.value.clone()
+            };
+            map.insert(name.clone(), value);
+        }
+        map.insert(
+            "image".into(),
+            json!({"name": image.name, "version": image.version, "distro": distro.name()}),
+        );
+        map.insert("distro".into(), json!(distro.name()));
+        map.insert("distro_family".into(), json!(distro.family()));
+        map.insert("codename".into(), json!(distro.codename()));
+        map.insert("phase".into(), json!(phase.name()));
+        map.insert("layers".into(), json!(names));
+        map.insert("ports".into(), ports.clone());
+        tera::Context::from_value(Json::Object(map)).expect("an object is a valid context")
+    };
+
+    let ports = resolve_ports(&layers, &mut templates, distro, &base_ctx(Phase::Bake, &json!([])))?;
+    let ports_json = serde_json::to_value(&ports).expect("ports serialize");
+
+    let mut plans = Vec::with_capacity(2);
+    for phase in Phase::ALL {
+        let ctx = base_ctx(phase, &ports_json);
+        let plan = build_plan(phase, &sources, &mut templates, &params, distro, &ctx)?;
+        if phase == Phase::Bake {
+            find_secrets_in_bake(&plan, &params)?;
+        }
+        plans.push(plan);
+    }
+    let boot = plans.pop().expect("two plans");
+    let bake = plans.pop().expect("two plans");
+
+    Ok(Composition {
+        image: ImageInfo {
+            name: image.name.clone(),
+            version: image.version.clone(),
+            description: image.description.clone(),
+            distro,
+            base: image.base.source.clone(),
+            properties: image.properties.clone(),
+        },
+        layers: layers
+            .iter()
+            .map(|l| LayerInfo {
+                name: l.name.clone(),
+                version: l.version.clone(),
+                description: l.description.clone(),
+            })
+            .collect(),
+        params,
+        ports,
+        bake,
+        boot,
+    })
+}
+
+pub fn secret_marker(name: &str) -> String {
+    format!("ingot-secret-marker-{name}")
+}
+
+fn check_absent_packages(layers: &[&Layer], distro: Distro) -> Result<(), ComposeError> {
+    for layer in layers {
+        for package in &layer.packages.absent {
+            if let Some(installer) = layers
+                .iter()
+                .find(|other| other.packages.for_distro(distro).any(|p| p == package))
+            {
+                return Err(ComposeError::PackageConflict {
+                    package: package.clone(),
+                    installer: installer.name.clone(),
+                    layer: layer.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve_ports(
+    layers: &[&Layer],
+    templates: &mut [LayerTemplates],
+    distro: Distro,
+    ctx: &tera::Context,
+) -> Result<Vec<Port>, ComposeError> {
+    let mut ports: Vec<Port> = Vec::new();
+    for (layer, tpl) in layers.iter().zip(templates.iter_mut()) {
+        for (i, spec) in layer.ports.iter().enumerate() {
+            if !applies(&spec.distros, distro) {
+                continue;
+            }
+            let port = match &spec.port {
+                PortValue::Number(n) => *n,
+                PortValue::Template(t) => {
+                    let rendered = tpl.render_inline(&format!("ports[{i}].port"), t, ctx)?;
+                    match rendered.trim().parse::<u16>() {
+                        Ok(p) if p > 0 => p,
+                        _ => {
+                            return Err(ComposeError::BadPort {
+                                layer: layer.name.clone(),
+                                service: spec.service.clone(),
+                                value: t.clone(),
+                                rendered,
+                            })
+                        }
+                    }
+                }
+            };
+            let new = Port {
+                port,
+                protocol: spec.protocol,
+                exposure: spec.exposure,
+                service: spec.service.clone(),
+                layer: layer.name.clone(),
+            };
+            match ports
+                .iter()
+                .find(|p| p.port == port && p.protocol == spec.protocol)
+            {
+                Some(p) if p.layer == new.layer && p.service == new.service => {}
+                Some(p) => {
+                    return Err(ComposeError::PortClash {
+                        port,
+                        protocol: spec.protocol.name(),
+                        first_layer: p.layer.clone(),
+                        first_service: p.service.clone(),
+                        second_layer: new.layer,
+                        second_service: new.service,
+                    })
+                }
+                None => ports.push(new),
+            }
+        }
+    }
+    ports.sort_by(|a, b| (a.port, a.protocol).cmp(&(b.port, b.protocol)));
+    Ok(ports)
+}
+
+fn build_plan(
+    phase: Phase,
+    sources: &[&LayerSource],
+    templates: &mut [LayerTemplates],
+    params: &BTreeMap<String, Resolved>,
+    distro: Distro,
+    ctx: &tera::Context,
+) -> Result<Plan, ComposeError> {
+    let mut plan = Plan::default();
+    let mut debconf_owner: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut file_owner: BTreeMap<String, usize> = BTreeMap::new();
+    let mut cc_owner: BTreeMap<String, String> = BTreeMap::new();
+    let mut packages = std::collections::BTreeSet::new();
+
+    for (source, tpl) in sources.iter().zip(templates.iter_mut()) {
+        let layer = &source.layer;
+        let name = &layer.name;
+
+        if layer.apt.preserve_sources_list == Some(true) {
+            plan.preserve_sources_list = true;
+        }
+
+        if phase == Phase::Bake {
+            for (src_name, src) in &layer.apt.sources {
+                if !applies(&src.distros, distro) {
+                    continue;
+                }
+                let what = format!("apt.sources.{src_name}");
+                let line = tpl.render_inline(&format!("{what}.source"), &src.source, ctx)?;
+                let key = match &src.key {
+                    None => None,
+                    Some(KeyRef::Inline(k)) => Some(k.clone()),
+                    Some(KeyRef::File(f)) => Some(armored_key(source, &what, f)?),
+                };
+                let out = AptSourceOut {
+                    source: line,
+                    key,
+                    layer: name.clone(),
+                };
+                match plan.apt_sources.get(src_name) {
+                    Some(first) if first.source != out.source || first.key != out.key => {
+                        return Err(ComposeError::AptSourceClash {
+                            name: src_name.clone(),
+                            first: first.layer.clone(),
+                            second: name.clone(),
+                        })
+                    }
+                    Some(_) => {}
+                    None => {
+                        plan.apt_sources.insert(src_name.clone(), out);
+                    }
+                }
+            }
+            packages.extend(layer.packages.for_distro(distro).cloned());
+            plan.purge.extend(layer.packages.absent.iter().cloned());
+        }
+
+        let mut lines = Vec::new();
+        for (i, raw) in layer.apt.debconf.for_phase(phase).iter().enumerate() {
+            let line = tpl.render_inline(&format!("apt.debconf.{phase}[{i}]"), raw, ctx)?;
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 3 {
+                return Err(ComposeError::BadDebconf {
+                    layer: name.clone(),
+                    line,
+                });
+            }
+            let question = format!("{} {}", fields[0], fields[1]);
+            match debconf_owner.get(&question) {
+                Some((first, first_line)) if first_line != &line => {
+                    return Err(ComposeError::DebconfClash {
+                        question,
+                        phase,
+                        first: first.clone(),
+                        second: name.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    debconf_owner.insert(question, (name.clone(), line.clone()));
+                    lines.push(line);
+                }
+            }
+        }
+        if !lines.is_empty() {
+            plan.debconf.push((name.clone(), lines));
+        }
+
+        for user in layer.users.iter().filter(|u| u.phase == phase) {
+            let ssh_keys = match &user.ssh_keys_param {
+                None => Vec::new(),
+                Some(p) => keys_from(params, name, &user.name, p)?,
+            };
+            let out = UserOut {
+                name: user.name.clone(),
+                groups: user.groups.clone(),
+                shell: user.shell.clone(),
+                sudo: user.sudo.clone(),
+                system: user.system,
+                gecos: user.gecos.clone(),
+                home: user.home.clone(),
+                ssh_keys,
+                layer: name.clone(),
+            };
+            match plan.users.iter().find(|u| u.name == out.name) {
+                Some(first) if UserOut { layer: name.clone(), ..first.clone() } != out => {
+                    return Err(ComposeError::UserClash {
+                        name: out.name,
+                        first: first.layer.clone(),
+                        second: name.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => plan.users.push(out),
+            }
+        }
+
+        for (i, spec) in layer.files.iter().enumerate() {
+            if spec.phase != phase || !applies(&spec.distros, distro) {
+                continue;
+            }
+            let path = tpl.render_inline(&format!("files[{i}].path"), &spec.path, ctx)?;
+            if path.starts_with(RESERVED_PREFIX) {
+                return Err(ComposeError::Template {
+                    layer: name.clone(),
+                    what: format!("files[{i}].path"),
+                    message: format!("{path} is under {RESERVED_PREFIX}, which ingot writes itself"),
+                });
+            }
+            let content = match &spec.body {
+                FileBody::Content(text) => tpl
+                    .render_inline(&format!("file {path}"), text, ctx)?
+                    .into_bytes(),
+                FileBody::Template(t) => {
+                    if !tpl.has(t) {
+                        return Err(ComposeError::MissingAsset {
+                            layer: name.clone(),
+                            what: format!("file {path}"),
+                            file: t.clone(),
+                        });
+                    }
+                    tpl.render_file(t, ctx)?.into_bytes()
+                }
+                FileBody::Source(s) => source
+                    .asset(s)
+                    .ok_or_else(|| ComposeError::MissingAsset {
+                        layer: name.clone(),
+                        what: format!("file {path}"),
+                        file: s.clone(),
+                    })?
+                    .to_vec(),
+            };
+            let out = FileOut {
+                path: path.clone(),
+                content,
+                mode: spec.mode,
+                owner: spec.owner.clone(),
+                defer: spec.defer,
+                layer: name.clone(),
+            };
+            match file_owner.get(&path) {
+                Some(&at) if spec.overrides => plan.files[at] = out,
+                Some(&at) => {
+                    return Err(ComposeError::FileClash {
+                        path,
+                        phase,
+                        first: plan.files[at].layer.clone(),
+                        second: name.clone(),
+                    })
+                }
+                None => {
+                    file_owner.insert(path, plan.files.len());
+                    plan.files.push(out);
+                }
+            }
+        }
+
+        let commands = match phase {
+            Phase::Bake => &layer.commands.bake,
+            Phase::Boot => &layer.commands.boot,
+        };
+        let rendered = render_commands(tpl, &format!("commands.{phase}"), commands, distro, ctx)?;
+        if !rendered.is_empty() {
+            plan.commands.push((name.clone(), rendered));
+        }
+        if phase == Phase::Bake {
+            let prepare =
+                render_commands(tpl, "commands.prepare", &layer.commands.prepare, distro, ctx)?;
+            if !prepare.is_empty() {
+                plan.prepare.insert(0, (name.clone(), prepare));
+            }
+        }
+
+        for service in layer.services.iter().filter(|s| applies(&s.distros, distro)) {
+            if phase == Phase::Bake && service.enable && !plan.enable.contains(&service.name) {
+                plan.enable.push(service.name.clone());
+            }
+            let restart_here = matches!(
+                (service.restart, phase),
+                (Restart::Bake, Phase::Bake) | (Restart::Boot, Phase::Boot)
+            );
+            if restart_here && !plan.restart.contains(&service.name) {
+                plan.restart.push(service.name.clone());
+            }
+        }
+
+        for (key, value) in &layer.cloud_config.for_phase(phase).0 {
+            let value = render_yaml(tpl, &format!("cloud_config.{phase}.{key}"), value, ctx)?;
+            match plan.cloud_config.iter_mut().find(|(k, _)| k == key) {
+                Some((_, serde_yaml::Value::Sequence(first))) if key == "bootcmd" => {
+                    if let serde_yaml::Value::Sequence(more) = value {
+                        first.extend(more);
+                    }
+                }
+                Some((_, first)) if *first != value => {
+                    return Err(ComposeError::CloudConfigClash {
+                        key: key.clone(),
+                        phase,
+                        first: cc_owner[key].clone(),
+                        second: name.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    cc_owner.insert(key.clone(), name.clone());
+                    plan.cloud_config.push((key.clone(), value));
+                }
+            }
+        }
+
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, check) in layer.checks.iter().enumerate() {
+            if !seen.insert(&check.name) {
+                return Err(ComposeError::DuplicateCheck {
+                    layer: name.clone(),
+                    name: check.name.clone(),
+                });
+            }
+            if !check.phases.contains(&phase) || !applies(&check.distros, distro) {
+                continue;
+            }
+            let what = format!("checks[{i}]");
+            let kind = match &check.kind {
+                CheckKind::Http { url, status, insecure } => CheckKind::Http {
+                    url: tpl.render_inline(&what, url, ctx)?,
+                    status: *status,
+                    insecure: *insecure,
+                },
+                CheckKind::Tcp { address } => CheckKind::Tcp {
+                    address: tpl.render_inline(&what, address, ctx)?,
+                },
+                CheckKind::Systemd { unit } => CheckKind::Systemd {
+                    unit: tpl.render_inline(&what, unit, ctx)?,
+                },
+                CheckKind::Command { command } => CheckKind::Command {
+                    command: tpl.render_inline(&what, command, ctx)?,
+                },
+            };
+            plan.checks.push(CheckOut {
+                layer: name.clone(),
+                name: check.name.clone(),
+                kind,
+                timeout: check.timeout,
+            });
+        }
+    }
+    plan.packages = packages.into_iter().collect();
+    plan.purge.sort();
+    plan.purge.dedup();
+    Ok(plan)
+}
+
+fn render_commands(
+    tpl: &mut LayerTemplates,
+    what: &str,
+    commands: &[crate::model::Command],
+    distro: Distro,
+    ctx: &tera::Context,
+) -> Result<Vec<String>, ComposeError> {
+    let mut out = Vec::with_capacity(commands.len());
+    for (i, c) in commands.iter().enumerate() {
+        if applies(c.distros(), distro) {
+            let text = tpl.render_inline(&format!("{what}[{i}]"), c.run(), ctx)?;
+            // A template may render to nothing (an `{% if %}` that is off).
+            if !text.trim().is_empty() {
+                out.push(text);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn render_yaml(
+    tpl: &mut LayerTemplates,
+    what: &str,
+    value: &serde_yaml::Value,
+    ctx: &tera::Context,
+) -> Result<serde_yaml::Value, ComposeError> {
+    use serde_yaml::Value;
+    Ok(match value {
+        Value::String(s) => Value::String(tpl.render_inline(what, s, ctx)?),
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| render_yaml(tpl, &format!("{what}[{i}]"), v, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Mapping(map) => {
+            let mut out = serde_yaml::Mapping::new();
+            for (k, v) in map {
+                let sub = format!("{what}.{}", k.as_str().unwrap_or("?"));
+                out.insert(k.clone(), render_yaml(tpl, &sub, v, ctx)?);
+            }
+            Value::Mapping(out)
+        }
+        other => other.clone(),
+    })
+}
+
+fn armored_key(source: &LayerSource, what: &str, file: &str) -> Result<String, ComposeError> {
+    let bytes = source.asset(file).ok_or_else(|| ComposeError::MissingAsset {
+        layer: source.layer.name.clone(),
+        what: what.to_string(),
+        file: file.to_string(),
+    })?;
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.trim_start().starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----") => {
+            Ok(text.to_string())
+        }
+        _ => Err(ComposeError::Template {
+            layer: source.layer.name.clone(),
+            what: format!("{what}.key_file"),
+            message: format!(
+                "{file} is not an ASCII-armored OpenPGP public key (`gpg --armor --export`); cloud-init needs armored keys"
+            ),
+        }),
+    }
+}
+
+fn keys_from(
+    params: &BTreeMap<String, Resolved>,
+    layer: &str,
+    user: &str,
+    param: &str,
+) -> Result<Vec<String>, ComposeError> {
+    let problem = match params.get(param) {
+        None => "is not declared by any layer of the image",
+        Some(p) if p.kind != ParamType::List => "is not a list",
+        Some(p) => {
+            return Ok(p
+                .value
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default())
+        }
+    };
+    Err(ComposeError::BadKeysParam {
+        layer: layer.to_string(),
+        user: user.to_string(),
+        param: param.to_string(),
+        problem,
+    })
+}
+
+/// Searches every rendered piece of the bake for a secret's marker.
+fn find_secrets_in_bake(plan: &Plan, params: &BTreeMap<String, Resolved>) -> Result<(), ComposeError> {
+    let secrets: Vec<(&String, String)> = params
+        .iter()
+        .filter(|(_, p)| p.kind == ParamType::Secret)
+        .map(|(n, _)| (n, secret_marker(n).to_ascii_lowercase()))
+        .collect();
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let found = |layer: &str, what: String, text: &[u8]| -> Result<(), ComposeError> {
+        let lower = String::from_utf8_lossy(text).to_ascii_lowercase();
+        for (name, marker) in &secrets {
+            if lower.contains(marker.as_str()) {
+                return Err(ComposeError::SecretInBake {
+                    layer: layer.to_string(),
+                    param: name.to_string(),
+                    what,
+                });
+            }
+        }
+        Ok(())
+    };
+    for f in &plan.files {
+        found(&f.layer, format!("file {}", f.path), &f.content)?;
+        found(&f.layer, format!("path of file {}", f.path), f.path.as_bytes())?;
+    }
+    for (layer, cmds) in plan.commands.iter().chain(plan.prepare.iter()) {
+        for c in cmds {
+            found(layer, format!("command `{}`", first_line(c)), c.as_bytes())?;
+        }
+    }
+    for (layer, lines) in &plan.debconf {
+        for l in lines {
+            found(layer, "a debconf selection".into(), l.as_bytes())?;
+        }
+    }
+    for (name, src) in &plan.apt_sources {
+        found(&src.layer, format!("apt source {name}"), src.source.as_bytes())?;
+    }
+    for c in &plan.checks {
+        let text = serde_json::to_string(&c.kind).unwrap_or_default();
+        found(&c.layer, format!("check {}", c.name), text.as_bytes())?;
+    }
+    for (key, value) in &plan.cloud_config {
+        let text = serde_yaml::to_string(value).unwrap_or_default();
+        // cloud_config values carry no layer; name the key instead.
+        found("(cloud_config)", format!("cloud_config key {key}"), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}

@@ -1,0 +1,113 @@
+//! The one user-facing error: each subsystem's error folded in, with the
+//! exit code CI acts on.
+
+use crate::compose::ComposeError;
+use crate::model::LoadError;
+use crate::render::RenderError;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("image {image}: {source}")]
+    Compose {
+        image: String,
+        #[source]
+        source: ComposeError,
+    },
+    #[error("image {image}: {source}")]
+    Render {
+        image: String,
+        #[source]
+        source: RenderError,
+    },
+    #[error("{}: {message}", path.display())]
+    Secrets { path: PathBuf, message: String },
+    #[error("--set {given}: expected KEY=VALUE")]
+    BadSet { given: String },
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Exit codes: 2 for input the user must fix, 1 for everything else.
+pub const EXIT_INVALID_INPUT: i32 = 2;
+pub const EXIT_FAILURE: i32 = 1;
+
+impl Error {
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Load(_)
+            | Error::Compose { .. }
+            | Error::Secrets { .. }
+            | Error::BadSet { .. }
+            | Error::Render {
+                source: RenderError::TooLarge { .. },
+                ..
+            } => EXIT_INVALID_INPUT,
+            Error::Render { .. } | Error::Write { .. } => EXIT_FAILURE,
+        }
+    }
+
+    /// A stable name for `--json` consumers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Load(LoadError::Read { .. }) => "read",
+            Error::Load(LoadError::Yaml { .. }) => "yaml",
+            Error::Load(LoadError::Invalid { .. }) => "invalid",
+            Error::Load(LoadError::LayerNotFound { .. }) => "layer_not_found",
+            Error::Compose { .. } => "composition",
+            Error::Render { .. } => "render",
+            Error::Secrets { .. } => "secrets",
+            Error::BadSet { .. } => "usage",
+            Error::Write { .. } => "write",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Phase;
+
+    #[test]
+    fn messages_and_codes() {
+        let e = Error::BadSet {
+            given: "domain".into(),
+        };
+        assert_eq!(e.to_string(), "--set domain: expected KEY=VALUE");
+        assert_eq!(e.code(), 2);
+
+        let e = Error::Compose {
+            image: "web".into(),
+            source: ComposeError::Conflict {
+                layer: "a".into(),
+                other: "b".into(),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "image web: layer `a` conflicts with layer `b`: an image cannot have both"
+        );
+        assert_eq!(e.code(), 2);
+
+        let e = Error::Render {
+            image: "web".into(),
+            source: RenderError::Shape {
+                phase: Phase::Boot,
+                message: "x".into(),
+            },
+        };
+        assert_eq!(e.code(), 1);
+        let e = Error::Write {
+            path: "out/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.to_string(), "out/x: cannot write: permission denied");
+        assert_eq!(e.code(), 1);
+    }
+}

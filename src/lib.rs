@@ -1,0 +1,29 @@
+//! ingot composes declarative layers into cloud-init user-data and into
+//! versioned golden images.
+//!
+//! # Layout
+//!
+//! The data flows one way:
+//!
+//! - [`cli`]: clap arguments, no logic; [`config`]: arguments into typed
+//!   inputs (image, layers folder, `--set`, secrets).
+//! - [`model`]: layer and image files as serde types, loaded strictly, with
+//!   file/line/column in errors. The engine's only I/O.
+//! - [`compose`]: layer order, parameters, merge rules, conflicts, phases;
+//!   pure.
+//! - [`render`]: one cloud-config document per phase, the manifest and the
+//!   input digest; pure.
+//! - [`run`]: executes a subcommand; [`output`]: prints its result as text
+//!   or JSON; [`error`]: the user-facing error and its exit code.
+//!
+//! The engine (`model`, `compose`, `render`) never touches the network,
+//! processes or clocks: the same inputs give byte-identical output.
+
+pub mod cli;
+pub mod compose;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod render;
+pub mod run;

@@ -1,0 +1,582 @@
+//! `layer.yaml`: the typed shape of one layer.
+//!
+//! Validation that concerns a single value lives in `Deserialize` impls and
+//! `try_from` conversions, because serde_yaml then reports the error at the
+//! value's own line and column.
+
+use super::param::ParamSpec;
+use super::{Distro, Phase};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub schema: u32,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    #[serde(default)]
+    pub requires: Vec<String>,
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+    pub distros: Vec<Distro>,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSpec>,
+    #[serde(default)]
+    pub apt: Apt,
+    #[serde(default)]
+    pub packages: Packages,
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub commands: Commands,
+    #[serde(default)]
+    pub cloud_config: CloudConfigSpec,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+/// Keeps an optional per-item distro filter readable at the call sites.
+pub fn applies(distros: &[Distro], distro: Distro) -> bool {
+    distros.is_empty() || distros.contains(&distro)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Apt {
+    pub preserve_sources_list: Option<bool>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, AptSource>,
+    #[serde(default)]
+    pub debconf: Debconf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Debconf {
+    #[serde(default)]
+    pub bake: Vec<String>,
+    #[serde(default)]
+    pub boot: Vec<String>,
+}
+
+impl Debconf {
+    pub fn for_phase(&self, phase: Phase) -> &[String] {
+        match phase {
+            Phase::Bake => &self.bake,
+            Phase::Boot => &self.boot,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawAptSource")]
+pub struct AptSource {
+    pub source: String,
+    /// Either inline armored text or a file name beside layer.yaml.
+    pub key: Option<KeyRef>,
+    pub distros: Vec<Distro>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    Inline(String),
+    File(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAptSource {
+    source: String,
+    key: Option<String>,
+    key_file: Option<String>,
+    #[serde(default)]
+    distros: Vec<Distro>,
+}
+
+impl TryFrom<RawAptSource> for AptSource {
+    type Error = String;
+    fn try_from(raw: RawAptSource) -> Result<Self, String> {
+        let key = match (raw.key, raw.key_file) {
+            (Some(_), Some(_)) => return Err("give either `key` or `key_file`, not both".into()),
+            (Some(k), None) => Some(KeyRef::Inline(k)),
+            (None, Some(f)) => Some(KeyRef::File(f)),
+            (None, None) => None,
+        };
+        if key.is_some() && !raw.source.contains("$KEY_FILE") {
+            return Err(
+                "a source with a key must say `[signed-by=$KEY_FILE]` so the key signs only this source"
+                    .into(),
+            );
+        }
+        Ok(AptSource {
+            source: raw.source,
+            key,
+            distros: raw.distros,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Packages {
+    #[serde(default)]
+    pub all: Vec<String>,
+    #[serde(default, rename = "ubuntu-24.04")]
+    pub ubuntu_2404: Vec<String>,
+    #[serde(default, rename = "debian-12")]
+    pub debian_12: Vec<String>,
+    /// Packages that must not be installed next to this layer.
+    #[serde(default)]
+    pub absent: Vec<String>,
+}
+
+impl Packages {
+    pub fn for_distro(&self, distro: Distro) -> impl Iterator<Item = &String> {
+        let own = match distro {
+            Distro::Ubuntu2404 => &self.ubuntu_2404,
+            Distro::Debian12 => &self.debian_12,
+        };
+        self.all.iter().chain(own.iter())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    #[serde(default = "bake")]
+    pub phase: Phase,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub shell: Option<String>,
+    pub sudo: Option<String>,
+    #[serde(default)]
+    pub system: bool,
+    pub gecos: Option<String>,
+    pub home: Option<String>,
+    /// A `list` parameter holding the user's SSH public keys.
+    pub ssh_keys_param: Option<String>,
+}
+
+fn bake() -> Phase {
+    Phase::Bake
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawFile")]
+pub struct FileSpec {
+    pub path: String,
+    pub body: FileBody,
+    pub mode: Mode,
+    pub owner: String,
+    pub phase: Phase,
+    pub defer: bool,
+    pub overrides: bool,
+    pub distros: Vec<Distro>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileBody {
+    /// Inline text, rendered as a template.
+    Content(String),
+    /// A tera template beside layer.yaml.
+    Template(String),
+    /// A file beside layer.yaml, copied byte for byte.
+    Source(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    path: String,
+    content: Option<String>,
+    template: Option<String>,
+    source: Option<String>,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default = "root_owner")]
+    owner: String,
+    #[serde(default = "bake")]
+    phase: Phase,
+    #[serde(default = "yes")]
+    defer: bool,
+    #[serde(default)]
+    overrides: bool,
+    #[serde(default)]
+    distros: Vec<Distro>,
+}
+
+fn root_owner() -> String {
+    "root:root".into()
+}
+
+impl TryFrom<RawFile> for FileSpec {
+    type Error = String;
+    fn try_from(raw: RawFile) -> Result<Self, String> {
+        let body = match (raw.content, raw.template, raw.source) {
+            (Some(c), None, None) => FileBody::Content(c),
+            (None, Some(t), None) => FileBody::Template(t),
+            (None, None, Some(s)) => FileBody::Source(s),
+            _ => {
+                return Err(format!(
+                    "file {}: give exactly one of `content`, `template` or `source`",
+                    raw.path
+                ))
+            }
+        };
+        if !raw.path.starts_with('/') {
+            return Err(format!("file {}: `path` must be absolute", raw.path));
+        }
+        if raw.owner.split(':').count() != 2 || raw.owner.split(':').any(str::is_empty) {
+            return Err(format!(
+                "file {}: `owner` must be `user:group`, got `{}`",
+                raw.path, raw.owner
+            ));
+        }
+        Ok(FileSpec {
+            path: raw.path,
+            body,
+            mode: raw.mode,
+            owner: raw.owner,
+            phase: raw.phase,
+            defer: raw.defer,
+            overrides: raw.overrides,
+            distros: raw.distros,
+        })
+    }
+}
+
+/// A file mode written as an octal string ("0644"). cloud-init reads an
+/// unquoted `644` as the decimal number 644 (= 0o1204), a silent disaster,
+/// so integers are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl Default for Mode {
+    fn default() -> Self {
+        Mode(0o644)
+    }
+}
+
+impl Mode {
+    pub fn octal(self) -> String {
+        format!("{:04o}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        match value {
+            serde_yaml::Value::String(s) => {
+                let digits = s.strip_prefix("0o").unwrap_or(&s);
+                let ok = (3..=4).contains(&digits.len())
+                    && digits.chars().all(|c| ('0'..='7').contains(&c));
+                match u32::from_str_radix(digits, 8) {
+                    Ok(m) if ok => Ok(Mode(m)),
+                    _ => Err(D::Error::custom(format!(
+                        "invalid file mode \"{s}\": expected 3 or 4 octal digits such as \"0644\""
+                    ))),
+                }
+            }
+            serde_yaml::Value::Number(n) => Err(D::Error::custom(format!(
+                "file mode {n} is a number: write it as a quoted octal string such as \"0{n}\" \
+                 (cloud-init would read {n} as a decimal mode)"
+            ))),
+            other => Err(D::Error::custom(format!(
+                "invalid file mode {other:?}: expected a quoted octal string such as \"0644\""
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enable: bool,
+    #[serde(default)]
+    pub restart: Restart,
+    #[serde(default)]
+    pub distros: Vec<Distro>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Restart {
+    #[default]
+    Never,
+    Bake,
+    Boot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exposure {
+    /// Open to the world: firewall and security group.
+    Public,
+    /// Reachable on the private network only.
+    Private,
+    /// Bound to the loopback interface.
+    Local,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    pub port: PortValue,
+    pub protocol: Protocol,
+    pub exposure: Exposure,
+    pub service: String,
+    #[serde(default)]
+    pub distros: Vec<Distro>,
+}
+
+/// A port number, or a template that renders to one (`"{{ prometheus_port }}"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortValue {
+    Number(u16),
+    Template(String),
+}
+
+impl<'de> Deserialize<'de> for PortValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::Number(n) => match n.as_u64() {
+                Some(p @ 1..=65535) => Ok(PortValue::Number(p as u16)),
+                _ => Err(D::Error::custom(format!(
+                    "port {n} is out of range: expected 1 to 65535"
+                ))),
+            },
+            serde_yaml::Value::String(s) if s.contains("{{") => Ok(PortValue::Template(s)),
+            other => Err(D::Error::custom(format!(
+                "invalid port {other:?}: expected a number from 1 to 65535 or a template such as \"{{{{ my_port }}}}\""
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commands {
+    #[serde(default)]
+    pub bake: Vec<Command>,
+    #[serde(default)]
+    pub boot: Vec<Command>,
+    /// Image preparation: after every layer's bake commands, in reverse order.
+    #[serde(default)]
+    pub prepare: Vec<Command>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    Plain(String),
+    Filtered(FilteredCommand),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilteredCommand {
+    pub run: String,
+    #[serde(default)]
+    pub distros: Vec<Distro>,
+}
+
+impl Command {
+    pub fn run(&self) -> &str {
+        match self {
+            Command::Plain(s) => s,
+            Command::Filtered(f) => &f.run,
+        }
+    }
+
+    pub fn distros(&self) -> &[Distro] {
+        match self {
+            Command::Plain(_) => &[],
+            Command::Filtered(f) => &f.distros,
+        }
+    }
+}
+
+/// Top-level cloud-config keys a layer may set directly, per phase.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfigSpec {
+    #[serde(default)]
+    pub bake: CloudConfigKeys,
+    #[serde(default)]
+    pub boot: CloudConfigKeys,
+}
+
+impl CloudConfigSpec {
+    pub fn for_phase(&self, phase: Phase) -> &CloudConfigKeys {
+        match phase {
+            Phase::Bake => &self.bake,
+            Phase::Boot => &self.boot,
+        }
+    }
+}
+
+/// The keys ingot lets layers set. Everything else is generated by ingot
+/// from the layer's typed fields, so that it can be merged with rules.
+pub const ALLOWED_CLOUD_CONFIG_KEYS: &[&str] = &[
+    "hostname",
+    "fqdn",
+    "prefer_fqdn_over_hostname",
+    "manage_etc_hosts",
+    "timezone",
+    "locale",
+    "ssh_pwauth",
+    "disable_root",
+    "ssh_deletekeys",
+    "ssh_genkeytypes",
+    "package_upgrade",
+    "package_reboot_if_required",
+    "ntp",
+    "swap",
+    "bootcmd",
+];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "serde_yaml::Mapping")]
+pub struct CloudConfigKeys(pub Vec<(String, serde_yaml::Value)>);
+
+impl TryFrom<serde_yaml::Mapping> for CloudConfigKeys {
+    type Error = String;
+    fn try_from(map: serde_yaml::Mapping) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for (k, v) in map {
+            let key = k
+                .as_str()
+                .ok_or_else(|| format!("cloud_config keys must be strings, got {k:?}"))?
+                .to_string();
+            if !ALLOWED_CLOUD_CONFIG_KEYS.contains(&key.as_str()) {
+                return Err(format!(
+                    "cloud_config key `{key}` is not one ingot lets a layer set; expected one of: {}",
+                    ALLOWED_CLOUD_CONFIG_KEYS.join(", ")
+                ));
+            }
+            keys.push((key, v));
+        }
+        Ok(CloudConfigKeys(keys))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawCheck")]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+    pub phases: Vec<Phase>,
+    pub timeout: u32,
+    pub distros: Vec<Distro>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "type")]
+pub enum CheckKind {
+    Http {
+        url: String,
+        status: u16,
+        insecure: bool,
+    },
+    Tcp {
+        address: String,
+    },
+    Systemd {
+        unit: String,
+    },
+    Command {
+        command: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    name: String,
+    http: Option<String>,
+    tcp: Option<String>,
+    systemd: Option<String>,
+    command: Option<String>,
+    status: Option<u16>,
+    #[serde(default)]
+    insecure: bool,
+    phases: Option<Vec<Phase>>,
+    #[serde(default = "default_timeout")]
+    timeout: u32,
+    #[serde(default)]
+    distros: Vec<Distro>,
+}
+
+fn default_timeout() -> u32 {
+    60
+}
+
+impl TryFrom<RawCheck> for Check {
+    type Error = String;
+    fn try_from(raw: RawCheck) -> Result<Self, String> {
+        let name = raw.name;
+        let kind = match (raw.http, raw.tcp, raw.systemd, raw.command) {
+            (Some(url), None, None, None) => CheckKind::Http {
+                url,
+                status: raw.status.unwrap_or(200),
+                insecure: raw.insecure,
+            },
+            (None, Some(address), None, None) => CheckKind::Tcp { address },
+            (None, None, Some(unit), None) => CheckKind::Systemd { unit },
+            (None, None, None, Some(command)) => CheckKind::Command { command },
+            _ => {
+                return Err(format!(
+                    "check `{name}`: give exactly one of `http`, `tcp`, `systemd` or `command`"
+                ))
+            }
+        };
+        if raw.status.is_some() && !matches!(kind, CheckKind::Http { .. }) {
+            return Err(format!("check `{name}`: `status` applies to http checks only"));
+        }
+        let phases = raw.phases.unwrap_or_else(|| Phase::ALL.to_vec());
+        if phases.is_empty() {
+            return Err(format!("check `{name}`: `phases` is empty"));
+        }
+        Ok(Check {
+            name,
+            kind,
+            phases,
+            timeout: raw.timeout,
+            distros: raw.distros,
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! What a command prints: text for people by default, JSON with `--json`.
+
+use crate::compose::{Composition, Origin};
+use crate::error::Error;
+use crate::model::{Exposure, LayerSource, ParamType};
+use crate::render::Rendered;
+use serde_json::{json, Value};
+use std::fmt::Write;
+use std::path::PathBuf;
+
+pub enum Output {
+    Layers(Vec<LayerSource>),
+    Checked {
+        comp: Composition,
+        rendered: Rendered,
+    },
+    Rendered {
+        comp: Composition,
+        rendered: Rendered,
+        out: PathBuf,
+    },
+}
+
+impl Output {
+    pub fn text(&self) -> String {
+        match self {
+            Output::Layers(layers) => layers_text(layers),
+            Output::Checked { comp, rendered } => {
+                format!("ok: {}", summary(comp, rendered))
+            }
+            Output::Rendered {
+                comp,
+                rendered,
+                out,
+            } => format!(
+                "rendered into {}: {}",
+                out.display(),
+                summary(comp, rendered)
+            ),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        match self {
+            Output::Layers(layers) => Value::Array(layers.iter().map(layer_json).collect()),
+            Output::Checked { rendered, .. } => json!({"ok": true, "manifest": rendered.manifest}),
+            Output::Rendered { rendered, out, .. } => {
+                json!({"ok": true, "out": out, "manifest": rendered.manifest})
+            }
+        }
+    }
+}
+
+pub fn error_json(e: &Error) -> Value {
+    json!({"ok": false, "error": {"kind": e.kind(), "code": e.code(), "message": e.to_string()}})
+}
+
+fn summary(comp: &Composition, r: &Rendered) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} {} ({})",
+        comp.image.name, comp.image.version, comp.image.distro
+    );
+    let layers: Vec<String> = comp
+        .layers
+        .iter()
+        .map(|l| format!("{} {}", l.name, l.version))
+        .collect();
+    let _ = writeln!(s, "  layers   {}", layers.join(", "));
+    for doc in [&r.bake, &r.boot] {
+        let _ = writeln!(
+            s,
+            "  {:<8} {} bytes{}",
+            doc.phase.name(),
+            doc.bytes.len(),
+            if doc.gzipped {
+                format!(" (gzip of {} bytes)", doc.text.len())
+            } else {
+                String::new()
+            }
+        );
+    }
+    let ports = |e: Exposure| -> String {
+        let list: Vec<String> = comp
+            .ports
+            .iter()
+            .filter(|p| p.exposure == e)
+            .map(|p| format!("{}/{}", p.port, p.protocol.name()))
+            .collect();
+        if list.is_empty() {
+            "-".into()
+        } else {
+            list.join(" ")
+        }
+    };
+    let _ = writeln!(s, "  public   {}", ports(Exposure::Public));
+    let _ = writeln!(s, "  private  {}", ports(Exposure::Private));
+    let _ = writeln!(s, "  local    {}", ports(Exposure::Local));
+    let secrets: Vec<String> = comp
+        .params
+        .iter()
+        .filter(|(_, p)| p.kind == ParamType::Secret)
+        .map(|(n, p)| {
+            let state = if p.origin == Origin::Secret { "given" } else { "not given" };
+            format!("{n} ({state})")
+        })
+        .collect();
+    if !secrets.is_empty() {
+        let _ = writeln!(s, "  secrets  {}", secrets.join(", "));
+    }
+    let _ = write!(s, "  digest   {}", r.manifest["input_digest"].as_str().unwrap_or(""));
+    s
+}
+
+fn layers_text(layers: &[LayerSource]) -> String {
+    let mut s = String::new();
+    for (i, src) in layers.iter().enumerate() {
+        let l = &src.layer;
+        if i > 0 {
+            s.push('\n');
+        }
+        let _ = writeln!(s, "{} {} — {}", l.name, l.version, l.description.trim());
+        let distros: Vec<&str> = l.distros.iter().map(|d| d.name()).collect();
+        let _ = writeln!(s, "  distros   {}", distros.join(", "));
+        if !l.requires.is_empty() {
+            let _ = writeln!(s, "  requires  {}", l.requires.join(", "));
+        }
+        if !l.conflicts.is_empty() {
+            let _ = writeln!(s, "  conflicts {}", l.conflicts.join(", "));
+        }
+        if !l.params.is_empty() {
+            let _ = writeln!(s, "  params");
+            let width = l.params.keys().map(String::len).max().unwrap_or(0);
+            for (name, p) in &l.params {
+                let default = match &p.default {
+                    Some(d) => format!("default {d}"),
+                    None if p.required => "required".into(),
+                    None => "optional".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "    {name:<width$}  {:<6}  {default}{}",
+                    p.kind.to_string(),
+                    if p.description.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  — {}", p.description)
+                    }
+                );
+            }
+        }
+    }
+    s.trim_end().to_string()
+}
+
+fn layer_json(src: &LayerSource) -> Value {
+    let l = &src.layer;
+    let params: serde_json::Map<String, Value> = l
+        .params
+        .iter()
+        .map(|(n, p)| {
+            (
+                n.clone(),
+                json!({"type": p.kind, "default": p.default, "required": p.required, "description": p.description}),
+            )
+        })
+        .collect();
+    json!({
+        "name": l.name,
+        "version": l.version,
+        "description": l.description,
+        "distros": l.distros,
+        "requires": l.requires,
+        "conflicts": l.conflicts,
+        "params": params,
+    })
+}

@@ -1,0 +1,300 @@
+//! One plan becomes one cloud-config mapping. Keys are emitted in the order
+//! cloud-init runs their modules (init, config, final stage), so reading the
+//! document top to bottom is reading what the instance will do.
+
+use super::checks;
+use crate::compose::{Composition, Plan};
+use crate::model::Phase;
+use serde_yaml::{Mapping, Value};
+
+/// Where the phase's check script lives on the instance.
+pub fn check_path(phase: Phase) -> String {
+    format!("{}check-{phase}", crate::compose::RESERVED_PREFIX)
+}
+
+pub const RELEASE_PATH: &str = "/etc/ingot/release.json";
+
+pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
+    let plan = match phase {
+        Phase::Bake => &comp.bake,
+        Phase::Boot => &comp.boot,
+    };
+    let mut doc = Mapping::new();
+    let cc = |key: &str| plan.cloud_config.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let put = |doc: &mut Mapping, key: &str, value: Value| {
+        doc.insert(Value::String(key.into()), value);
+    };
+
+    // init stage
+    if let Some(v) = cc("bootcmd") {
+        put(&mut doc, "bootcmd", v);
+    }
+    put(&mut doc, "write_files", Value::Sequence(write_files(comp, plan, phase, digest)));
+    for key in ["hostname", "fqdn", "prefer_fqdn_over_hostname", "manage_etc_hosts"] {
+        if let Some(v) = cc(key) {
+            put(&mut doc, key, v);
+        }
+    }
+    if !plan.users.is_empty() {
+        put(&mut doc, "users", users(plan));
+    }
+    for key in ["ssh_pwauth", "disable_root", "ssh_deletekeys", "ssh_genkeytypes"] {
+        if let Some(v) = cc(key) {
+            put(&mut doc, key, v);
+        }
+    }
+
+    // config stage
+    if let Some(apt) = apt(plan) {
+        put(&mut doc, "apt", apt);
+    }
+    for key in ["ntp", "timezone", "locale", "swap"] {
+        if let Some(v) = cc(key) {
+            put(&mut doc, key, v);
+        }
+    }
+
+    // final stage
+    if phase == Phase::Bake {
+        put(&mut doc, "package_update", Value::Bool(true));
+    }
+    for key in ["package_upgrade", "package_reboot_if_required"] {
+        if let Some(v) = cc(key) {
+            put(&mut doc, key, v);
+        }
+    }
+    if !plan.packages.is_empty() {
+        put(&mut doc, "packages", strings(&plan.packages));
+    }
+    put(&mut doc, "runcmd", Value::Sequence(runcmd(comp, plan, phase, digest)));
+    if phase == Phase::Bake {
+        let mut ps = Mapping::new();
+        ps.insert("mode".into(), "poweroff".into());
+        ps.insert("message".into(), "ingot: bake finished, powering off".into());
+        ps.insert("timeout".into(), Value::Number(30.into()));
+        ps.insert("condition".into(), Value::Bool(true));
+        put(&mut doc, "power_state", Value::Mapping(ps));
+    }
+    doc
+}
+
+fn strings(items: &[String]) -> Value {
+    Value::Sequence(items.iter().map(|s| Value::String(s.clone())).collect())
+}
+
+fn write_files(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Value> {
+    let mut out = Vec::with_capacity(plan.files.len() + 2);
+    for f in &plan.files {
+        out.push(file_entry(&f.path, &f.content, &f.mode.octal(), &f.owner, f.defer));
+    }
+    let script = checks::script(phase, &comp.image.name, &plan.checks);
+    out.push(file_entry(&check_path(phase), script.as_bytes(), "0755", "root:root", true));
+    if phase == Phase::Bake {
+        out.push(file_entry(RELEASE_PATH, release(comp, digest).as_bytes(), "0644", "root:root", true));
+    }
+    out
+}
+
+/// What an instance can tell about the image it was booted from.
+fn release(comp: &Composition, digest: &str) -> String {
+    let layers: Vec<_> = comp
+        .layers
+        .iter()
+        .map(|l| serde_json::json!({"name": l.name, "version": l.version}))
+        .collect();
+    let value = serde_json::json!({
+        "image": comp.image.name,
+        "version": comp.image.version,
+        "distro": comp.image.distro.name(),
+        "input_digest": digest,
+        "layers": layers,
+    });
+    let mut s = serde_json::to_string_pretty(&value).expect("json");
+    s.push('\n');
+    s
+}
+
+fn file_entry(path: &str, content: &[u8], mode: &str, owner: &str, defer: bool) -> Value {
+    let mut m = Mapping::new();
+    m.insert("path".into(), path.into());
+    match std::str::from_utf8(content) {
+        // Plain text stays readable in the document, except text YAML can
+        // only carry escaped (control characters, trailing spaces).
+        Ok(text) if is_yaml_friendly(text) => {
+            m.insert("content".into(), text.into());
+        }
+        _ => {
+            m.insert("encoding".into(), "b64".into());
+            m.insert("content".into(), base64(content).into());
+        }
+    }
+    m.insert("owner".into(), owner.into());
+    m.insert("permissions".into(), mode.into());
+    if defer {
+        m.insert("defer".into(), Value::Bool(true));
+    }
+    Value::Mapping(m)
+}
+
+fn is_yaml_friendly(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{feff}')
+}
+
+fn users(plan: &Plan) -> Value {
+    // `default` keeps the distro's cloud user (ubuntu, debian), which is
+    // where the Nova key pair goes.
+    let mut list = vec![Value::String("default".into())];
+    for u in &plan.users {
+        let mut m = Mapping::new();
+        m.insert("name".into(), u.name.clone().into());
+        if !u.groups.is_empty() {
+            m.insert("groups".into(), u.groups.join(", ").into());
+        }
+        if let Some(s) = &u.shell {
+            m.insert("shell".into(), s.clone().into());
+        }
+        if let Some(s) = &u.sudo {
+            m.insert("sudo".into(), s.clone().into());
+        }
+        if u.system {
+            m.insert("system".into(), Value::Bool(true));
+        }
+        if let Some(g) = &u.gecos {
+            m.insert("gecos".into(), g.clone().into());
+        }
+        if let Some(h) = &u.home {
+            m.insert("homedir".into(), h.clone().into());
+        }
+        m.insert("lock_passwd".into(), Value::Bool(true));
+        if !u.ssh_keys.is_empty() {
+            m.insert("ssh_authorized_keys".into(), strings(&u.ssh_keys));
+        }
+        list.push(Value::Mapping(m));
+    }
+    Value::Sequence(list)
+}
+
+fn apt(plan: &Plan) -> Option<Value> {
+    let mut apt = Mapping::new();
+    if plan.preserve_sources_list {
+        apt.insert("preserve_sources_list".into(), Value::Bool(true));
+    }
+    if !plan.apt_sources.is_empty() {
+        let mut sources = Mapping::new();
+        for (name, s) in &plan.apt_sources {
+            let mut m = Mapping::new();
+            m.insert("source".into(), s.source.clone().into());
+            if let Some(k) = &s.key {
+                m.insert("key".into(), k.clone().into());
+            }
+            sources.insert(format!("{name}.list").into(), Value::Mapping(m));
+        }
+        apt.insert("sources".into(), Value::Mapping(sources));
+    }
+    if !plan.debconf.is_empty() {
+        let mut sel = Mapping::new();
+        for (layer, lines) in &plan.debconf {
+            let mut text = lines.join("\n");
+            text.push('\n');
+            sel.insert(layer.clone().into(), text.into());
+        }
+        apt.insert("debconf_selections".into(), Value::Mapping(sel));
+    }
+    (!apt.is_empty()).then_some(Value::Mapping(apt))
+}
+
+/// runcmd is one shell script: `set -e` stops at the first failing command,
+/// and the EXIT trap prints the phase's verdict on the console for builders
+/// and for people reading a serial log.
+fn runcmd(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Value> {
+    let tag = phase.name().to_ascii_uppercase();
+    let mut cmds: Vec<String> = vec![
+        "set -e".into(),
+        format!(
+            "trap 'rc=$?; if [ $rc -ne 0 ]; then echo \"INGOT-{tag}-FAILED exit $rc\"; fi' EXIT"
+        ),
+    ];
+    if phase == Phase::Bake && !plan.purge.is_empty() {
+        cmds.push(format!(
+            "echo \"[ingot] purging packages declared absent: {}\"",
+            plan.purge.join(" ")
+        ));
+        cmds.push(format!(
+            "DEBIAN_FRONTEND=noninteractive apt-get purge -y {} || true",
+            plan.purge.join(" ")
+        ));
+    }
+    let total = plan.commands.len();
+    for (i, (layer, list)) in plan.commands.iter().enumerate() {
+        cmds.push(format!("echo \"[ingot] {phase} layer {layer} ({}/{total})\"", i + 1));
+        cmds.extend(list.iter().cloned());
+    }
+    if !plan.enable.is_empty() {
+        cmds.push(format!("systemctl enable {}", plan.enable.join(" ")));
+    }
+    if !plan.restart.is_empty() {
+        cmds.push(format!("systemctl restart {}", plan.restart.join(" ")));
+    }
+    match phase {
+        Phase::Bake => {
+            cmds.push(format!("{} || {{ echo 'INGOT-BAKE-FAILED checks'; exit 1; }}", check_path(phase)));
+            for (layer, list) in &plan.prepare {
+                cmds.push(format!("echo \"[ingot] preparing the image, layer {layer}\""));
+                cmds.extend(list.iter().cloned());
+            }
+            cmds.push(format!("echo 'INGOT-BAKE-OK {} {digest}'", comp.image.name));
+        }
+        Phase::Boot => {
+            cmds.push(format!("{} || {{ echo 'INGOT-BOOT-FAILED checks'; exit 1; }}", check_path(phase)));
+            cmds.push(format!("echo 'INGOT-BOOT-READY {} {}'", comp.image.name, comp.image.version));
+        }
+    }
+    cmds.into_iter().map(Value::String).collect()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn binary_files_are_base64() {
+        let v = file_entry("/x", &[0, 159, 146, 150], "0644", "root:root", false);
+        let m = v.as_mapping().unwrap();
+        assert_eq!(m["encoding"], Value::from("b64"));
+        assert_eq!(m["content"], Value::from("AJ+Slg=="));
+    }
+}

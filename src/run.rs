@@ -1,0 +1,112 @@
+//! Runs one subcommand: load, compose, render, and (for `render`) write.
+
+use crate::cli::{Cli, Command};
+use crate::compose::{self, Composition};
+use crate::config::ImageInput;
+use crate::error::Error;
+use crate::model::{self, LayerSource};
+use crate::output::Output;
+use crate::render::{self, Rendered};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub fn run(cli: &Cli) -> Result<Output, Error> {
+    match &cli.command {
+        Command::Layers => {
+            let dir = cli.layers.clone().unwrap_or_else(|| PathBuf::from("layers"));
+            let layers: Vec<LayerSource> = model::list_layers(&dir)?;
+            Ok(Output::Layers(layers))
+        }
+        Command::Check { input } => {
+            let input = ImageInput::from_args(input, cli.layers.as_deref())?;
+            let (comp, rendered) = build(&input)?;
+            Ok(Output::Checked { comp, rendered })
+        }
+        Command::Render { input, out } => {
+            let input = ImageInput::from_args(input, cli.layers.as_deref())?;
+            let (comp, rendered) = build(&input)?;
+            write_out(out, &rendered)?;
+            Ok(Output::Rendered {
+                comp,
+                rendered,
+                out: out.clone(),
+            })
+        }
+    }
+}
+
+/// Everything up to the bytes; no side effects.
+pub fn build(input: &ImageInput) -> Result<(Composition, Rendered), Error> {
+    let loaded = model::load_image(&input.image, &input.layers_dir)?;
+    let image = loaded.image.name.clone();
+    tracing::info!(image = %image, layers = loaded.layers.len(), "loaded");
+    let digest = render::input_digest(&loaded, &input.overrides);
+    let comp = compose::compose(&loaded, &input.overrides).map_err(|source| Error::Compose {
+        image: image.clone(),
+        source,
+    })?;
+    tracing::info!(order = ?comp.layers.iter().map(|l| &l.name).collect::<Vec<_>>(), "composed");
+    let rendered = render::render(&comp, &digest).map_err(|source| Error::Render { image, source })?;
+    tracing::info!(
+        bake_bytes = rendered.bake.bytes.len(),
+        boot_bytes = rendered.boot.bytes.len(),
+        digest = %digest,
+        "rendered"
+    );
+    Ok((comp, rendered))
+}
+
+/// Writes the three files so that `out` never holds a half-written one:
+/// every file is written and synced under a temporary name first, and only
+/// then renamed into place. On failure the temporary files are removed.
+fn write_out(out: &Path, rendered: &Rendered) -> Result<(), Error> {
+    let write_err = |path: &Path, source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
+    let mut manifest = serde_json::to_vec_pretty(&rendered.manifest).expect("json");
+    manifest.push(b'\n');
+    let files: [(String, &[u8], u32); 3] = [
+        (rendered.bake.file_name(), &rendered.bake.bytes, 0o644),
+        // The boot document may hold secrets.
+        (rendered.boot.file_name(), &rendered.boot.bytes, 0o600),
+        ("manifest.json".into(), &manifest, 0o644),
+    ];
+    let pid = std::process::id();
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for (name, bytes, mode) in &files {
+        let tmp = out.join(format!(".{name}.tmp-{pid}"));
+        let result = write_file(&tmp, bytes, *mode);
+        staged.push((tmp.clone(), out.join(name)));
+        if let Err(e) = result {
+            remove_all(&staged);
+            return Err(write_err(&tmp, e));
+        }
+    }
+    for (tmp, dest) in &staged {
+        if let Err(e) = fs::rename(tmp, dest) {
+            remove_all(&staged);
+            return Err(write_err(dest, e));
+        }
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn remove_all(staged: &[(PathBuf, PathBuf)]) {
+    for (tmp, _) in staged {
+        let _ = fs::remove_file(tmp);
+    }
+}
