@@ -119,7 +119,10 @@ mod tests {
     #[test]
     fn secrets_come_from_prefixed_variables() {
         let vars = vec![
-            ("INGOT_SECRET_GRAFANA_ADMIN_PASSWORD".to_string(), "x".to_string()),
+            (
+                "INGOT_SECRET_GRAFANA_ADMIN_PASSWORD".to_string(),
+                "x".to_string(),
+            ),
             ("HOME".to_string(), "/root".to_string()),
         ];
         let s = secrets_from_env(vars.into_iter());

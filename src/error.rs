@@ -10,12 +10,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum Error {
     #[error(transparent)]
-    Load(#[from] LoadError),
+    Load(#[from] Box<LoadError>),
     #[error("image {image}: {source}")]
     Compose {
         image: String,
         #[source]
-        source: ComposeError,
+        source: Box<ComposeError>,
     },
     #[error("image {image}: {source}")]
     Render {
@@ -38,6 +38,12 @@ pub enum Error {
 pub const EXIT_INVALID_INPUT: i32 = 2;
 pub const EXIT_FAILURE: i32 = 1;
 
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        Error::Load(Box::new(e))
+    }
+}
+
 impl Error {
     pub fn code(&self) -> i32 {
         match self {
@@ -56,10 +62,12 @@ impl Error {
     /// A stable name for `--json` consumers.
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::Load(LoadError::Read { .. }) => "read",
-            Error::Load(LoadError::Yaml { .. }) => "yaml",
-            Error::Load(LoadError::Invalid { .. }) => "invalid",
-            Error::Load(LoadError::LayerNotFound { .. }) => "layer_not_found",
+            Error::Load(e) => match **e {
+                LoadError::Read { .. } => "read",
+                LoadError::Yaml { .. } => "yaml",
+                LoadError::Invalid { .. } => "invalid",
+                LoadError::LayerNotFound { .. } => "layer_not_found",
+            },
             Error::Compose { .. } => "composition",
             Error::Render { .. } => "render",
             Error::Secrets { .. } => "secrets",
@@ -84,10 +92,10 @@ mod tests {
 
         let e = Error::Compose {
             image: "web".into(),
-            source: ComposeError::Conflict {
+            source: Box::new(ComposeError::Conflict {
                 layer: "a".into(),
                 other: "b".into(),
-            },
+            }),
         };
         assert_eq!(
             e.to_string(),

@@ -21,7 +21,11 @@ fn main() -> ExitCode {
         Err(e) => {
             if cli.json {
                 let v = output::error_json(&e);
-                let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v).expect("json"));
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("json")
+                );
             }
             let _ = writeln!(std::io::stderr(), "error: {e}");
             e.code()

@@ -102,14 +102,22 @@ fn summary(comp: &Composition, r: &Rendered) -> String {
         .iter()
         .filter(|(_, p)| p.kind == ParamType::Secret)
         .map(|(n, p)| {
-            let state = if p.origin == Origin::Secret { "given" } else { "not given" };
+            let state = if p.origin == Origin::Secret {
+                "given"
+            } else {
+                "not given"
+            };
             format!("{n} ({state})")
         })
         .collect();
     if !secrets.is_empty() {
         let _ = writeln!(s, "  secrets  {}", secrets.join(", "));
     }
-    let _ = write!(s, "  digest   {}", r.manifest["input_digest"].as_str().unwrap_or(""));
+    let _ = write!(
+        s,
+        "  digest   {}",
+        r.manifest["input_digest"].as_str().unwrap_or("")
+    );
     s
 }
 

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 pub fn run(cli: &Cli) -> Result<Output, Error> {
     match &cli.command {
         Command::Layers => {
-            let dir = cli.layers.clone().unwrap_or_else(|| PathBuf::from("layers"));
+            let dir = cli
+                .layers
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("layers"));
             let layers: Vec<LayerSource> = model::list_layers(&dir)?;
             Ok(Output::Layers(layers))
         }
@@ -44,10 +47,11 @@ pub fn build(input: &ImageInput) -> Result<(Composition, Rendered), Error> {
     let digest = render::input_digest(&loaded, &input.overrides);
     let comp = compose::compose(&loaded, &input.overrides).map_err(|source| Error::Compose {
         image: image.clone(),
-        source,
+        source: Box::new(source),
     })?;
     tracing::info!(order = ?comp.layers.iter().map(|l| &l.name).collect::<Vec<_>>(), "composed");
-    let rendered = render::render(&comp, &digest).map_err(|source| Error::Render { image, source })?;
+    let rendered =
+        render::render(&comp, &digest).map_err(|source| Error::Render { image, source })?;
     tracing::info!(
         bake_bytes = rendered.bake.bytes.len(),
         boot_bytes = rendered.boot.bytes.len(),
@@ -58,8 +62,9 @@ pub fn build(input: &ImageInput) -> Result<(Composition, Rendered), Error> {
 }
 
 /// Writes the three files so that `out` never holds a half-written one:
-/// every file is written and synced under a temporary name first, and only
-/// then renamed into place. On failure the temporary files are removed.
+/// destinations are checked first, every file is written and synced under a
+/// temporary name, and only then renamed into place (renames within one
+/// folder do not fail half-way). On failure the temporary files are removed.
 fn write_out(out: &Path, rendered: &Rendered) -> Result<(), Error> {
     let write_err = |path: &Path, source| Error::Write {
         path: path.to_path_buf(),
@@ -74,6 +79,20 @@ fn write_out(out: &Path, rendered: &Rendered) -> Result<(), Error> {
         (rendered.boot.file_name(), &rendered.boot.bytes, 0o600),
         ("manifest.json".into(), &manifest, 0o644),
     ];
+    // A destination that is not a plain file would make its rename fail
+    // after others succeeded: refuse before touching anything.
+    for (name, _, _) in &files {
+        let dest = out.join(name);
+        if dest.exists() && !dest.is_file() {
+            return Err(write_err(
+                &dest,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "exists and is not a file",
+                ),
+            ));
+        }
+    }
     let pid = std::process::id();
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     for (name, bytes, mode) in &files {

@@ -71,7 +71,9 @@ pub enum ComposeError {
         second: String,
     },
 
-    #[error("apt source `{name}` is defined differently by layer `{first}` and by layer `{second}`")]
+    #[error(
+        "apt source `{name}` is defined differently by layer `{first}` and by layer `{second}`"
+    )]
     AptSourceClash {
         name: String,
         first: String,
@@ -96,7 +98,9 @@ pub enum ComposeError {
         second: String,
     },
 
-    #[error("layer `{layer}`: user `{user}` takes SSH keys from parameter `{param}`, which {problem}")]
+    #[error(
+        "layer `{layer}`: user `{user}` takes SSH keys from parameter `{param}`, which {problem}"
+    )]
     BadKeysParam {
         layer: String,
         user: String,
@@ -115,7 +119,9 @@ pub enum ComposeError {
     #[error("layer `{layer}` has two checks named `{name}`")]
     DuplicateCheck { layer: String, name: String },
 
-    #[error("layer `{layer}`: {what} names `{file}`, which is not a file beside {layer}/layer.yaml")]
+    #[error(
+        "layer `{layer}`: {what} names `{file}`, which is not a file beside {layer}/layer.yaml"
+    )]
     MissingAsset {
         layer: String,
         what: String,

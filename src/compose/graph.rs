@@ -125,14 +125,26 @@ mod tests {
             layer("nginx", &["base"]),
             layer("base", &[]),
         ];
-        assert_eq!(names(&layers).unwrap(), ["base", "nginx", "jitsi", "monitoring"]);
-        let layers = [layer("base", &[]), layer("monitoring", &["base"]), layer("nginx", &["base"])];
+        assert_eq!(
+            names(&layers).unwrap(),
+            ["base", "nginx", "jitsi", "monitoring"]
+        );
+        let layers = [
+            layer("base", &[]),
+            layer("monitoring", &["base"]),
+            layer("nginx", &["base"]),
+        ];
         assert_eq!(names(&layers).unwrap(), ["base", "monitoring", "nginx"]);
     }
 
     #[test]
     fn cycles_print_their_path() {
-        let layers = [layer("base", &[]), layer("a", &["b"]), layer("b", &["c"]), layer("c", &["a"])];
+        let layers = [
+            layer("base", &[]),
+            layer("a", &["b"]),
+            layer("b", &["c"]),
+            layer("c", &["a"]),
+        ];
         let err = names(&layers).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -143,7 +155,10 @@ mod tests {
     #[test]
     fn self_requirement_is_a_cycle() {
         let err = names(&[layer("a", &["a"])]).unwrap_err();
-        assert_eq!(err.to_string(), "layers require each other in a cycle: a -> a");
+        assert_eq!(
+            err.to_string(),
+            "layers require each other in a cycle: a -> a"
+        );
     }
 
     #[test]

@@ -76,7 +76,12 @@ pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, Co
         tera::Context::from_value(Json::Object(map)).expect("an object is a valid context")
     };
 
-    let ports = resolve_ports(&layers, &mut templates, distro, &base_ctx(Phase::Bake, &json!([])))?;
+    let ports = resolve_ports(
+        &layers,
+        &mut templates,
+        distro,
+        &base_ctx(Phase::Bake, &json!([])),
+    )?;
     let ports_json = serde_json::to_value(&ports).expect("ports serialize");
 
     let mut plans = Vec::with_capacity(2);
@@ -192,7 +197,7 @@ fn resolve_ports(
             }
         }
     }
-    ports.sort_by(|a, b| (a.port, a.protocol).cmp(&(b.port, b.protocol)));
+    ports.sort_by_key(|p| (p.port, p.protocol));
     Ok(ports)
 }
 
@@ -301,7 +306,12 @@ fn build_plan(
                 layer: name.clone(),
             };
             match plan.users.iter().find(|u| u.name == out.name) {
-                Some(first) if UserOut { layer: name.clone(), ..first.clone() } != out => {
+                Some(first)
+                    if UserOut {
+                        layer: name.clone(),
+                        ..first.clone()
+                    } != out =>
+                {
                     return Err(ComposeError::UserClash {
                         name: out.name,
                         first: first.layer.clone(),
@@ -322,7 +332,9 @@ fn build_plan(
                 return Err(ComposeError::Template {
                     layer: name.clone(),
                     what: format!("files[{i}].path"),
-                    message: format!("{path} is under {RESERVED_PREFIX}, which ingot writes itself"),
+                    message: format!(
+                        "{path} is under {RESERVED_PREFIX}, which ingot writes itself"
+                    ),
                 });
             }
             let content = match &spec.body {
@@ -382,14 +394,23 @@ fn build_plan(
             plan.commands.push((name.clone(), rendered));
         }
         if phase == Phase::Bake {
-            let prepare =
-                render_commands(tpl, "commands.prepare", &layer.commands.prepare, distro, ctx)?;
+            let prepare = render_commands(
+                tpl,
+                "commands.prepare",
+                &layer.commands.prepare,
+                distro,
+                ctx,
+            )?;
             if !prepare.is_empty() {
                 plan.prepare.insert(0, (name.clone(), prepare));
             }
         }
 
-        for service in layer.services.iter().filter(|s| applies(&s.distros, distro)) {
+        for service in layer
+            .services
+            .iter()
+            .filter(|s| applies(&s.distros, distro))
+        {
             if phase == Phase::Bake && service.enable && !plan.enable.contains(&service.name) {
                 plan.enable.push(service.name.clone());
             }
@@ -439,7 +460,11 @@ fn build_plan(
             }
             let what = format!("checks[{i}]");
             let kind = match &check.kind {
-                CheckKind::Http { url, status, insecure } => CheckKind::Http {
+                CheckKind::Http {
+                    url,
+                    status,
+                    insecure,
+                } => CheckKind::Http {
                     url: tpl.render_inline(&what, url, ctx)?,
                     status: *status,
                     insecure: *insecure,
@@ -517,11 +542,13 @@ fn render_yaml(
 }
 
 fn armored_key(source: &LayerSource, what: &str, file: &str) -> Result<String, ComposeError> {
-    let bytes = source.asset(file).ok_or_else(|| ComposeError::MissingAsset {
-        layer: source.layer.name.clone(),
-        what: what.to_string(),
-        file: file.to_string(),
-    })?;
+    let bytes = source
+        .asset(file)
+        .ok_or_else(|| ComposeError::MissingAsset {
+            layer: source.layer.name.clone(),
+            what: what.to_string(),
+            file: file.to_string(),
+        })?;
     match std::str::from_utf8(bytes) {
         Ok(text) if text.trim_start().starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----") => {
             Ok(text.to_string())
@@ -549,7 +576,11 @@ fn keys_from(
             return Ok(p
                 .value
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default())
         }
     };
@@ -562,7 +593,10 @@ fn keys_from(
 }
 
 /// Searches every rendered piece of the bake for a secret's marker.
-fn find_secrets_in_bake(plan: &Plan, params: &BTreeMap<String, Resolved>) -> Result<(), ComposeError> {
+fn find_secrets_in_bake(
+    plan: &Plan,
+    params: &BTreeMap<String, Resolved>,
+) -> Result<(), ComposeError> {
     let secrets: Vec<(&String, String)> = params
         .iter()
         .filter(|(_, p)| p.kind == ParamType::Secret)
@@ -586,7 +620,11 @@ fn find_secrets_in_bake(plan: &Plan, params: &BTreeMap<String, Resolved>) -> Res
     };
     for f in &plan.files {
         found(&f.layer, format!("file {}", f.path), &f.content)?;
-        found(&f.layer, format!("path of file {}", f.path), f.path.as_bytes())?;
+        found(
+            &f.layer,
+            format!("path of file {}", f.path),
+            f.path.as_bytes(),
+        )?;
     }
     for (layer, cmds) in plan.commands.iter().chain(plan.prepare.iter()) {
         for c in cmds {
@@ -599,7 +637,11 @@ fn find_secrets_in_bake(plan: &Plan, params: &BTreeMap<String, Resolved>) -> Res
         }
     }
     for (name, src) in &plan.apt_sources {
-        found(&src.layer, format!("apt source {name}"), src.source.as_bytes())?;
+        found(
+            &src.layer,
+            format!("apt source {name}"),
+            src.source.as_bytes(),
+        )?;
     }
     for c in &plan.checks {
         let text = serde_json::to_string(&c.kind).unwrap_or_default();
@@ -608,7 +650,11 @@ fn find_secrets_in_bake(plan: &Plan, params: &BTreeMap<String, Resolved>) -> Res
     for (key, value) in &plan.cloud_config {
         let text = serde_yaml::to_string(value).unwrap_or_default();
         // cloud_config values carry no layer; name the key instead.
-        found("(cloud_config)", format!("cloud_config key {key}"), text.as_bytes())?;
+        found(
+            "(cloud_config)",
+            format!("cloud_config key {key}"),
+            text.as_bytes(),
+        )?;
     }
     Ok(())
 }

@@ -264,7 +264,10 @@ mod tests {
         let err = resolve("img", &image("password: hunter2\n"), &[&l], &o).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("`password` is a secret: image `img` must not hold its value; give it in the environment as INGOT_SECRET_PASSWORD"), "{text}");
-        assert!(text.contains("`password` is a secret: --set would show it in the process list"), "{text}");
+        assert!(
+            text.contains("`password` is a secret: --set would show it in the process list"),
+            "{text}"
+        );
         assert!(!text.contains("hunter2"));
     }
 

@@ -30,11 +30,12 @@ impl LayerTemplates {
                 files.push((name.as_str(), text));
             }
         }
-        tera.add_raw_templates(files).map_err(|e| ComposeError::Template {
-            layer: layer.clone(),
-            what: "templates".into(),
-            message: chain(&e),
-        })?;
+        tera.add_raw_templates(files)
+            .map_err(|e| ComposeError::Template {
+                layer: layer.clone(),
+                what: "templates".into(),
+                message: chain(&e),
+            })?;
         Ok(LayerTemplates { layer, tera })
     }
 
@@ -43,25 +44,34 @@ impl LayerTemplates {
     }
 
     pub fn render_file(&self, name: &str, ctx: &Context) -> Result<String, ComposeError> {
-        self.tera.render(name, ctx).map_err(|e| ComposeError::Template {
-            layer: self.layer.clone(),
-            what: format!("template {name}"),
-            message: chain(&e),
-        })
+        self.tera
+            .render(name, ctx)
+            .map_err(|e| ComposeError::Template {
+                layer: self.layer.clone(),
+                what: format!("template {name}"),
+                message: chain(&e),
+            })
     }
 
     /// Renders an inline string; `what` says where it came from for errors
     /// ("files[2].content", "commands.boot[0]").
-    pub fn render_inline(&mut self, what: &str, text: &str, ctx: &Context) -> Result<String, ComposeError> {
+    pub fn render_inline(
+        &mut self,
+        what: &str,
+        text: &str,
+        ctx: &Context,
+    ) -> Result<String, ComposeError> {
         // Most strings hold no template syntax: skip tera's parser for them.
         if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
             return Ok(text.to_string());
         }
-        self.tera.render_str(text, ctx).map_err(|e| ComposeError::Template {
-            layer: self.layer.clone(),
-            what: what.to_string(),
-            message: chain(&e),
-        })
+        self.tera
+            .render_str(text, ctx)
+            .map_err(|e| ComposeError::Template {
+                layer: self.layer.clone(),
+                what: what.to_string(),
+                message: chain(&e),
+            })
     }
 }
 

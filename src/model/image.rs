@@ -56,12 +56,10 @@ impl TryFrom<RawBase> for Base {
     fn try_from(raw: RawBase) -> Result<Self, String> {
         let source = match (raw.url, raw.checksums_url, raw.glance, raw.build) {
             (Some(url), Some(checksums_url), None, None) => BaseSource::Url { url, checksums_url },
-            (Some(_), None, None, None) => {
-                return Err(
-                    "base `url` needs `checksums_url` too: a downloaded base image is always verified"
-                        .into(),
-                )
-            }
+            (Some(_), None, None, None) => return Err(
+                "base `url` needs `checksums_url` too: a downloaded base image is always verified"
+                    .into(),
+            ),
             (None, None, Some(name), None) => BaseSource::Glance { name },
             (None, None, None, Some(recipe)) => {
                 if recipe != "debian-archive" {

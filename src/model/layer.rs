@@ -565,7 +565,9 @@ impl TryFrom<RawCheck> for Check {
             }
         };
         if raw.status.is_some() && !matches!(kind, CheckKind::Http { .. }) {
-            return Err(format!("check `{name}`: `status` applies to http checks only"));
+            return Err(format!(
+                "check `{name}`: `status` applies to http checks only"
+            ));
         }
         let phases = raw.phases.unwrap_or_else(|| Phase::ALL.to_vec());
         if phases.is_empty() {

@@ -39,7 +39,12 @@ pub fn load_image(image_file: &Path, layers_dir: &Path) -> Result<Loaded, LoadEr
     let image: Image = parse(image_file, &image_bytes)?;
     check_schema(image_file, &image_bytes, image.schema)?;
     if image.layers.is_empty() {
-        return Err(invalid(image_file, &image_bytes, "layers:", "`layers` is empty"));
+        return Err(invalid(
+            image_file,
+            &image_bytes,
+            "layers:",
+            "`layers` is empty",
+        ));
     }
     let mut layers = Vec::with_capacity(image.layers.len());
     for (i, name) in image.layers.iter().enumerate() {
@@ -62,7 +67,11 @@ pub fn load_image(image_file: &Path, layers_dir: &Path) -> Result<Loaded, LoadEr
     })
 }
 
-pub fn load_layer(layers_dir: &Path, name: &str, wanted_by: &str) -> Result<LayerSource, LoadError> {
+pub fn load_layer(
+    layers_dir: &Path,
+    name: &str,
+    wanted_by: &str,
+) -> Result<LayerSource, LoadError> {
     if !is_layer_name(name) {
         return Err(LoadError::Invalid {
             path: layers_dir.join(name),
@@ -192,10 +201,7 @@ fn check_schema(path: &Path, bytes: &[u8], schema: u32) -> Result<(), LoadError>
 /// An error about a top-level key, located at the line that starts with it.
 fn invalid(path: &Path, bytes: &[u8], key: &str, message: &str) -> LoadError {
     let text = String::from_utf8_lossy(bytes);
-    let line = text
-        .lines()
-        .position(|l| l.starts_with(key))
-        .map(|i| i + 1);
+    let line = text.lines().position(|l| l.starts_with(key)).map(|i| i + 1);
     LoadError::Invalid {
         path: path.to_path_buf(),
         line,
@@ -209,7 +215,9 @@ mod tests {
 
     fn layer_err(yaml: &str) -> String {
         let path = Path::new("layers/x/layer.yaml");
-        parse::<Layer>(path, yaml.as_bytes()).unwrap_err().to_string()
+        parse::<Layer>(path, yaml.as_bytes())
+            .unwrap_err()
+            .to_string()
     }
 
     const HEAD: &str = "schema: 1\nname: x\nversion: '1'\ndescription: d\ndistros: [debian-12]\n";
@@ -237,7 +245,8 @@ mod tests {
 
     #[test]
     fn unknown_distros_list_the_supported_ones() {
-        let err = layer_err("schema: 1\nname: x\nversion: '1'\ndescription: d\ndistros: [centos-7]\n");
+        let err =
+            layer_err("schema: 1\nname: x\nversion: '1'\ndescription: d\ndistros: [centos-7]\n");
         assert_eq!(
             err,
             "layers/x/layer.yaml:5:11: distros[0]: unknown variant `centos-7`, expected `ubuntu-24.04` or `debian-12`"
@@ -250,7 +259,9 @@ mod tests {
             "{HEAD}files:\n  - path: /etc/x\n    content: x\n    template: x.tera\n"
         ));
         assert!(
-            err.ends_with(":7:3: files: file /etc/x: give exactly one of `content`, `template` or `source`"),
+            err.ends_with(
+                ":7:3: files: file /etc/x: give exactly one of `content`, `template` or `source`"
+            ),
             "{err}"
         );
     }
@@ -260,7 +271,10 @@ mod tests {
         let err = layer_err(&format!(
             "{HEAD}ports:\n  - port: 70000\n    protocol: tcp\n    exposure: public\n    service: x\n"
         ));
-        assert!(err.contains("port 70000 is out of range: expected 1 to 65535"), "{err}");
+        assert!(
+            err.contains("port 70000 is out of range: expected 1 to 65535"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,8 +16,7 @@ pub use error::LoadError;
 pub use image::{Base, BaseSource, Image};
 pub use layer::{
     Apt, AptSource, Check, CheckKind, CloudConfigSpec, Command, Commands, Exposure, FileBody,
-    FileSpec, KeyRef, Layer, Mode, Packages, PortSpec, PortValue, Protocol, Restart, Service,
-    User,
+    FileSpec, KeyRef, Layer, Mode, Packages, PortSpec, PortValue, Protocol, Restart, Service, User,
 };
 pub use load::{list_layers, load_image, load_layer, LayerSource, Loaded};
 pub use param::{ParamSpec, ParamType};

@@ -59,7 +59,9 @@ impl TryFrom<RawParamSpec> for ParamSpec {
     type Error = String;
     fn try_from(raw: RawParamSpec) -> Result<Self, String> {
         if raw.kind == ParamType::Secret && raw.default.is_some() {
-            return Err("a secret parameter cannot have a default: secrets never live in files".into());
+            return Err(
+                "a secret parameter cannot have a default: secrets never live in files".into(),
+            );
         }
         let default = match raw.default {
             None | Some(Yaml::Null) => None,
@@ -98,14 +100,22 @@ impl ParamType {
                     Yaml::String(s) => Ok(Json::String(s.clone())),
                     Yaml::Number(n) => Ok(Json::String(n.to_string())),
                     Yaml::Bool(b) => Ok(Json::String(b.to_string())),
-                    other => Err(format!("list items must be scalars, got {}", describe(other))),
+                    other => Err(format!(
+                        "list items must be scalars, got {}",
+                        describe(other)
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Json::Array),
-            (ParamType::String | ParamType::Fqdn | ParamType::Email | ParamType::Secret, Yaml::String(s)) => {
-                self.check_str(s)
-            }
-            (_, other) => Err(format!("expected {}, got {}", self.expected(), describe(other))),
+            (
+                ParamType::String | ParamType::Fqdn | ParamType::Email | ParamType::Secret,
+                Yaml::String(s),
+            ) => self.check_str(s),
+            (_, other) => Err(format!(
+                "expected {}, got {}",
+                self.expected(),
+                describe(other)
+            )),
         }
     }
 
@@ -122,9 +132,8 @@ impl ParamType {
                 .parse::<i64>()
                 .map(Json::from)
                 .map_err(|_| format!("expected {}, got \"{s}\"", self.expected())),
-            ParamType::Port => port(s.parse::<u64>().ok()).map_err(|_| {
-                format!("expected {}, got \"{s}\"", self.expected())
-            }),
+            ParamType::Port => port(s.parse::<u64>().ok())
+                .map_err(|_| format!("expected {}, got \"{s}\"", self.expected())),
             ParamType::Fqdn => {
                 if is_fqdn(s) {
                     Ok(Json::String(s.to_string()))
@@ -133,7 +142,11 @@ impl ParamType {
                 }
             }
             ParamType::Email => match s.split_once('@') {
-                Some((local, domain)) if !local.is_empty() && !local.contains(char::is_whitespace) && is_fqdn(domain) => {
+                Some((local, domain))
+                    if !local.is_empty()
+                        && !local.contains(char::is_whitespace)
+                        && is_fqdn(domain) =>
+                {
                     Ok(Json::String(s.to_string()))
                 }
                 _ => Err(format!("expected {}, got \"{s}\"", self.expected())),
@@ -147,7 +160,9 @@ impl ParamType {
                     Ok(Json::Array(vec![]))
                 } else {
                     Ok(Json::Array(
-                        s.split(',').map(|i| Json::String(i.trim().to_string())).collect(),
+                        s.split(',')
+                            .map(|i| Json::String(i.trim().to_string()))
+                            .collect(),
                     ))
                 }
             }
@@ -188,7 +203,11 @@ pub fn is_fqdn(s: &str) -> bool {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
-        && !labels.last().unwrap_or(&"").chars().all(|c| c.is_ascii_digit())
+        && !labels
+            .last()
+            .unwrap_or(&"")
+            .chars()
+            .all(|c| c.is_ascii_digit())
 }
 
 fn describe(v: &Yaml) -> String {
@@ -225,7 +244,9 @@ mod tests {
             "expected a port number from 1 to 65535, got \"70000\""
         );
         assert_eq!(
-            ParamType::Bool.check_yaml(&Yaml::String("maybe".into())).unwrap_err(),
+            ParamType::Bool
+                .check_yaml(&Yaml::String("maybe".into()))
+                .unwrap_err(),
             "expected true or false, got the string \"maybe\""
         );
         assert_eq!(
@@ -241,14 +262,21 @@ mod tests {
             serde_json::json!(["a", "b"])
         );
         assert_eq!(
-            ParamType::List.check_str("[\"ssh-ed25519 AAAA x\"]").unwrap(),
+            ParamType::List
+                .check_str("[\"ssh-ed25519 AAAA x\"]")
+                .unwrap(),
             serde_json::json!(["ssh-ed25519 AAAA x"])
         );
     }
 
     #[test]
     fn secrets_cannot_have_defaults() {
-        let err = serde_yaml::from_str::<ParamSpec>("type: secret\ndefault: hunter2\n").unwrap_err();
-        assert!(err.to_string().starts_with("a secret parameter cannot have a default"), "{err}");
+        let err =
+            serde_yaml::from_str::<ParamSpec>("type: secret\ndefault: hunter2\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("a secret parameter cannot have a default"),
+            "{err}"
+        );
     }
 }

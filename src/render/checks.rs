@@ -93,8 +93,7 @@ fn split_address(address: &str) -> (&str, &str) {
 /// Single-quotes a string for POSIX sh.
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
     {
         return s.to_string();
@@ -126,10 +125,32 @@ mod tests {
             Phase::Boot,
             "img",
             &[
-                mk("https", CheckKind::Http { url: "https://127.0.0.1/".into(), status: 200, insecure: true }),
-                mk("ssh", CheckKind::Tcp { address: "127.0.0.1:22".into() }),
-                mk("nginx", CheckKind::Systemd { unit: "nginx".into() }),
-                mk("conf", CheckKind::Command { command: "nginx -t".into() }),
+                mk(
+                    "https",
+                    CheckKind::Http {
+                        url: "https://127.0.0.1/".into(),
+                        status: 200,
+                        insecure: true,
+                    },
+                ),
+                mk(
+                    "ssh",
+                    CheckKind::Tcp {
+                        address: "127.0.0.1:22".into(),
+                    },
+                ),
+                mk(
+                    "nginx",
+                    CheckKind::Systemd {
+                        unit: "nginx".into(),
+                    },
+                ),
+                mk(
+                    "conf",
+                    CheckKind::Command {
+                        command: "nginx -t".into(),
+                    },
+                ),
             ],
         );
         assert!(s.contains("\ncheck web/https 30 http_status https://127.0.0.1/ 200 -k\n"));

@@ -20,7 +20,12 @@ pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
         Phase::Boot => &comp.boot,
     };
     let mut doc = Mapping::new();
-    let cc = |key: &str| plan.cloud_config.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let cc = |key: &str| {
+        plan.cloud_config
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
     let put = |doc: &mut Mapping, key: &str, value: Value| {
         doc.insert(Value::String(key.into()), value);
     };
@@ -29,8 +34,17 @@ pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
     if let Some(v) = cc("bootcmd") {
         put(&mut doc, "bootcmd", v);
     }
-    put(&mut doc, "write_files", Value::Sequence(write_files(comp, plan, phase, digest)));
-    for key in ["hostname", "fqdn", "prefer_fqdn_over_hostname", "manage_etc_hosts"] {
+    put(
+        &mut doc,
+        "write_files",
+        Value::Sequence(write_files(comp, plan, phase, digest)),
+    );
+    for key in [
+        "hostname",
+        "fqdn",
+        "prefer_fqdn_over_hostname",
+        "manage_etc_hosts",
+    ] {
         if let Some(v) = cc(key) {
             put(&mut doc, key, v);
         }
@@ -38,7 +52,12 @@ pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
     if !plan.users.is_empty() {
         put(&mut doc, "users", users(plan));
     }
-    for key in ["ssh_pwauth", "disable_root", "ssh_deletekeys", "ssh_genkeytypes"] {
+    for key in [
+        "ssh_pwauth",
+        "disable_root",
+        "ssh_deletekeys",
+        "ssh_genkeytypes",
+    ] {
         if let Some(v) = cc(key) {
             put(&mut doc, key, v);
         }
@@ -66,11 +85,18 @@ pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
     if !plan.packages.is_empty() {
         put(&mut doc, "packages", strings(&plan.packages));
     }
-    put(&mut doc, "runcmd", Value::Sequence(runcmd(comp, plan, phase, digest)));
+    put(
+        &mut doc,
+        "runcmd",
+        Value::Sequence(runcmd(comp, plan, phase, digest)),
+    );
     if phase == Phase::Bake {
         let mut ps = Mapping::new();
         ps.insert("mode".into(), "poweroff".into());
-        ps.insert("message".into(), "ingot: bake finished, powering off".into());
+        ps.insert(
+            "message".into(),
+            "ingot: bake finished, powering off".into(),
+        );
         ps.insert("timeout".into(), Value::Number(30.into()));
         ps.insert("condition".into(), Value::Bool(true));
         put(&mut doc, "power_state", Value::Mapping(ps));
@@ -85,12 +111,30 @@ fn strings(items: &[String]) -> Value {
 fn write_files(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Value> {
     let mut out = Vec::with_capacity(plan.files.len() + 2);
     for f in &plan.files {
-        out.push(file_entry(&f.path, &f.content, &f.mode.octal(), &f.owner, f.defer));
+        out.push(file_entry(
+            &f.path,
+            &f.content,
+            &f.mode.octal(),
+            &f.owner,
+            f.defer,
+        ));
     }
     let script = checks::script(phase, &comp.image.name, &plan.checks);
-    out.push(file_entry(&check_path(phase), script.as_bytes(), "0755", "root:root", true));
+    out.push(file_entry(
+        &check_path(phase),
+        script.as_bytes(),
+        "0755",
+        "root:root",
+        true,
+    ));
     if phase == Phase::Bake {
-        out.push(file_entry(RELEASE_PATH, release(comp, digest).as_bytes(), "0644", "root:root", true));
+        out.push(file_entry(
+            RELEASE_PATH,
+            release(comp, digest).as_bytes(),
+            "0644",
+            "root:root",
+            true,
+        ));
     }
     out
 }
@@ -218,7 +262,7 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Va
     ];
     if phase == Phase::Bake && !plan.purge.is_empty() {
         cmds.push(format!(
-            "echo \"[ingot] purging packages declared absent: {}\"",
+            "echo \"[ingot] purging packages declared absent ({})\"",
             plan.purge.join(" ")
         ));
         cmds.push(format!(
@@ -228,7 +272,10 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Va
     }
     let total = plan.commands.len();
     for (i, (layer, list)) in plan.commands.iter().enumerate() {
-        cmds.push(format!("echo \"[ingot] {phase} layer {layer} ({}/{total})\"", i + 1));
+        cmds.push(format!(
+            "echo \"[ingot] {phase} layer {layer} ({}/{total})\"",
+            i + 1
+        ));
         cmds.extend(list.iter().cloned());
     }
     if !plan.enable.is_empty() {
@@ -239,16 +286,27 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Va
     }
     match phase {
         Phase::Bake => {
-            cmds.push(format!("{} || {{ echo 'INGOT-BAKE-FAILED checks'; exit 1; }}", check_path(phase)));
+            cmds.push(format!(
+                "{} || {{ echo 'INGOT-BAKE-FAILED checks'; exit 1; }}",
+                check_path(phase)
+            ));
             for (layer, list) in &plan.prepare {
-                cmds.push(format!("echo \"[ingot] preparing the image, layer {layer}\""));
+                cmds.push(format!(
+                    "echo \"[ingot] preparing the image, layer {layer}\""
+                ));
                 cmds.extend(list.iter().cloned());
             }
             cmds.push(format!("echo 'INGOT-BAKE-OK {} {digest}'", comp.image.name));
         }
         Phase::Boot => {
-            cmds.push(format!("{} || {{ echo 'INGOT-BOOT-FAILED checks'; exit 1; }}", check_path(phase)));
-            cmds.push(format!("echo 'INGOT-BOOT-READY {} {}'", comp.image.name, comp.image.version));
+            cmds.push(format!(
+                "{} || {{ echo 'INGOT-BOOT-FAILED checks'; exit 1; }}",
+                check_path(phase)
+            ));
+            cmds.push(format!(
+                "echo 'INGOT-BOOT-READY {} {}'",
+                comp.image.name, comp.image.version
+            ));
         }
     }
     cmds.into_iter().map(Value::String).collect()
@@ -258,7 +316,11 @@ fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -78,9 +78,16 @@ mod tests {
             .collect();
         let err = fit_within(Phase::Boot, &noise, 100).unwrap_err();
         match &err {
-            RenderError::TooLarge { raw: 200, limit: 100, gzipped, .. } => assert!(*gzipped > 100),
+            RenderError::TooLarge {
+                raw: 200,
+                limit: 100,
+                gzipped,
+                ..
+            } => assert!(*gzipped > 100),
             other => panic!("{other:?}"),
         }
-        assert!(err.to_string().starts_with("the boot user-data is 200 bytes, "));
+        assert!(err
+            .to_string()
+            .starts_with("the boot user-data is 200 bytes, "));
     }
 }

@@ -1,0 +1,24 @@
+# Recipes for people; CI runs `scripts/test` (the same as `just ci`).
+
+# every check CI runs: fmt, clippy, all tests (needs `scripts/deps` once)
+ci:
+    scripts/test
+
+# install the real tools the tests use (cloud-init, promtool, nginx, sshd, ...)
+deps:
+    scripts/deps
+
+test *ARGS:
+    cargo test --release {{ARGS}}
+
+# render one image into out/<name>
+render IMAGE="jitsi-meet":
+    cargo run --release -- render images/{{IMAGE}}.yaml --out out/{{IMAGE}}
+
+# whole-process render benchmark (figures in docs/benchmarks.md)
+bench:
+    cargo bench --bench render
+
+# accept changed golden files after reading the diff
+bless:
+    INGOT_BLESS=1 cargo test --release golden
