@@ -18,8 +18,15 @@ fn render_writes_both_documents_and_the_manifest() {
     assert!(boot.starts_with("#cloud-config\n"));
     // base comes first although the image lists web first: web requires it.
     assert!(bake.contains("# Layers: base 1.0.0, web 0.1.0."), "{bake}");
-    assert!(bake.contains("power_state:\n  mode: poweroff"));
-    assert!(!boot.contains("power_state"));
+    // The bake queues its readiness gate first, which ends in a power-off.
+    assert!(
+        bake.contains(
+            "runcmd:\n- systemctl daemon-reload && systemctl start --no-block ingot-seal.service\n"
+        ),
+        "{bake}"
+    );
+    assert!(bake.contains("systemctl --no-block poweroff"));
+    assert!(!boot.contains("ingot-seal"));
     assert!(
         !boot.contains("packages:"),
         "packages are baked, never installed at boot"

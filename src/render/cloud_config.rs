@@ -2,7 +2,7 @@
 //! cloud-init runs their modules (init, config, final stage), so reading the
 //! document top to bottom is reading what the instance will do.
 
-use super::checks;
+use super::{checks, seal};
 use crate::compose::{Composition, Plan};
 use crate::model::Phase;
 use serde_yaml::{Mapping, Value};
@@ -88,19 +88,8 @@ pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
     put(
         &mut doc,
         "runcmd",
-        Value::Sequence(runcmd(comp, plan, phase, digest)),
+        Value::Sequence(runcmd(comp, plan, phase)),
     );
-    if phase == Phase::Bake {
-        let mut ps = Mapping::new();
-        ps.insert("mode".into(), "poweroff".into());
-        ps.insert(
-            "message".into(),
-            "ingot: bake finished, powering off".into(),
-        );
-        ps.insert("timeout".into(), Value::Number(30.into()));
-        ps.insert("condition".into(), Value::Bool(true));
-        put(&mut doc, "power_state", Value::Mapping(ps));
-    }
     doc
 }
 
@@ -119,22 +108,31 @@ fn write_files(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> V
             f.defer,
         ));
     }
+    // ingot's own files touch nothing a package owns: written early.
     let script = checks::script(phase, &comp.image.name, &plan.checks);
     out.push(file_entry(
         &check_path(phase),
         script.as_bytes(),
         "0755",
         "root:root",
-        true,
+        false,
     ));
     if phase == Phase::Bake {
-        out.push(file_entry(
-            RELEASE_PATH,
-            release(comp, digest).as_bytes(),
-            "0644",
-            "root:root",
-            true,
-        ));
+        let own = [
+            (seal::script_path(), seal::script(comp, digest), "0755"),
+            (seal::prepare_path(), seal::prepare(comp), "0755"),
+            (seal::UNIT_PATH.to_string(), seal::unit(), "0644"),
+            (RELEASE_PATH.to_string(), release(comp, digest), "0644"),
+        ];
+        for (path, content, mode) in own {
+            out.push(file_entry(
+                &path,
+                content.as_bytes(),
+                mode,
+                "root:root",
+                false,
+            ));
+        }
     }
     out
 }
@@ -249,17 +247,23 @@ fn apt(plan: &Plan) -> Option<Value> {
     (!apt.is_empty()).then_some(Value::Mapping(apt))
 }
 
-/// runcmd is one shell script: `set -e` stops at the first failing command,
-/// and the EXIT trap prints the phase's verdict on the console for builders
-/// and for people reading a serial log.
-fn runcmd(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Value> {
+/// runcmd is one shell script. In the bake it first queues the readiness
+/// gate (see `seal`), which runs once cloud-init is done whatever happens
+/// here; then `set -e` stops at the first failing command, which cloud-init
+/// records as an error that the gate reports.
+fn runcmd(comp: &Composition, plan: &Plan, phase: Phase) -> Vec<Value> {
     let tag = phase.name().to_ascii_uppercase();
-    let mut cmds: Vec<String> = vec![
-        "set -e".into(),
-        format!(
-            "trap 'rc=$?; if [ $rc -ne 0 ]; then echo \"INGOT-{tag}-FAILED exit $rc\"; fi' EXIT"
-        ),
-    ];
+    let mut cmds: Vec<String> = Vec::new();
+    if phase == Phase::Bake {
+        cmds.push(format!(
+            "systemctl daemon-reload && systemctl start --no-block {}",
+            seal::UNIT_NAME
+        ));
+    }
+    cmds.push("set -e".into());
+    cmds.push(format!(
+        "trap 'rc=$?; if [ $rc -ne 0 ]; then echo \"INGOT-{tag}-FAILED exit $rc\"; fi' EXIT"
+    ));
     if phase == Phase::Bake && !plan.purge.is_empty() {
         cmds.push(format!(
             "echo \"[ingot] purging packages declared absent ({})\"",
@@ -284,30 +288,15 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> Vec<Va
     if !plan.restart.is_empty() {
         cmds.push(format!("systemctl restart {}", plan.restart.join(" ")));
     }
-    match phase {
-        Phase::Bake => {
-            cmds.push(format!(
-                "{} || {{ echo 'INGOT-BAKE-FAILED checks'; exit 1; }}",
-                check_path(phase)
-            ));
-            for (layer, list) in &plan.prepare {
-                cmds.push(format!(
-                    "echo \"[ingot] preparing the image, layer {layer}\""
-                ));
-                cmds.extend(list.iter().cloned());
-            }
-            cmds.push(format!("echo 'INGOT-BAKE-OK {} {digest}'", comp.image.name));
-        }
-        Phase::Boot => {
-            cmds.push(format!(
-                "{} || {{ echo 'INGOT-BOOT-FAILED checks'; exit 1; }}",
-                check_path(phase)
-            ));
-            cmds.push(format!(
-                "echo 'INGOT-BOOT-READY {} {}'",
-                comp.image.name, comp.image.version
-            ));
-        }
+    if phase == Phase::Boot {
+        cmds.push(format!(
+            "{} || {{ echo 'INGOT-BOOT-FAILED checks'; exit 1; }}",
+            check_path(phase)
+        ));
+        cmds.push(format!(
+            "echo 'INGOT-BOOT-READY {} {}'",
+            comp.image.name, comp.image.version
+        ));
     }
     cmds.into_iter().map(Value::String).collect()
 }
