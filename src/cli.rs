@@ -24,6 +24,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub layers: Option<PathBuf>,
 
+    /// Cache of base images (default: $INGOT_CACHE, else ~/.cache/ingot).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,6 +49,59 @@ pub enum Command {
         #[command(flatten)]
         input: ImageArgs,
     },
+    /// Obtain the base image an image file names into the cache: download
+    /// and verify an official cloud image, or build Debian 12 from Debian's
+    /// archive.
+    Base {
+        /// The image file whose base to obtain.
+        image: PathBuf,
+    },
+    /// Build a golden image: bake it in a VM, gate it on readiness, write an
+    /// artifact folder. Unchanged inputs are not built again.
+    Build {
+        #[command(flatten)]
+        input: ImageArgs,
+        /// Where the image is baked: `qemu` (local) or `openstack`.
+        #[arg(long, default_value = "qemu")]
+        builder: String,
+        /// Folder of artifacts.
+        #[arg(long, value_name = "DIR", default_value = "artifacts")]
+        artifacts: PathBuf,
+        /// Build even when an artifact with the same input digest exists.
+        #[arg(long)]
+        force: bool,
+        /// Compression of the golden qcow2: zstd, zlib (for QEMU < 5.1) or none.
+        #[arg(long, default_value = "zstd")]
+        compression: crate::qemu::Compression,
+        #[command(flatten)]
+        vm: VmArgs,
+    },
+    /// Boot a built artifact as a new instance and check it from outside.
+    Verify {
+        /// An artifact folder written by `ingot build`.
+        artifact: PathBuf,
+        #[command(flatten)]
+        vm: VmArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    /// QEMU accelerator: tcg (always works) or kvm (fast, where KVM works).
+    #[arg(long, env = "INGOT_ACCEL", default_value = "tcg")]
+    pub accel: crate::qemu::Accel,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Seconds before a VM that has not finished is stopped.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+    /// Accept cloud-init's "degraded" status (exit 2) instead of failing.
+    #[arg(long)]
+    pub allow_degraded: bool,
 }
 
 #[derive(Debug, Args)]

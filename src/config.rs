@@ -36,7 +36,11 @@ impl ImageInput {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| default_layers_dir(&args.image)),
             image: args.image.clone(),
-            overrides: Overrides { set, secrets },
+            overrides: Overrides {
+                set,
+                secrets,
+                defer_required_secrets: false,
+            },
         })
     }
 }

@@ -27,6 +27,16 @@ pub enum Error {
     Secrets { path: PathBuf, message: String },
     #[error("--set {given}: expected KEY=VALUE")]
     BadSet { given: String },
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
+    #[error("verification failed: {failed} of {total} checks; serial log: {}", log.display())]
+    VerifyFailed {
+        failed: usize,
+        total: usize,
+        log: PathBuf,
+    },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{}: cannot write: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -44,6 +54,16 @@ impl From<LoadError> for Error {
     }
 }
 
+impl From<crate::build::BuildError> for Error {
+    fn from(e: crate::build::BuildError) -> Self {
+        match e {
+            // Input problems found while building keep their own kind and code.
+            crate::build::BuildError::Input(inner) => *inner,
+            other => Error::Build(Box::new(other)),
+        }
+    }
+}
+
 impl Error {
     pub fn code(&self) -> i32 {
         match self {
@@ -55,7 +75,9 @@ impl Error {
                 source: RenderError::TooLarge { .. },
                 ..
             } => EXIT_INVALID_INPUT,
-            Error::Render { .. } | Error::Write { .. } => EXIT_FAILURE,
+            Error::Build(e) => e.code(),
+            Error::Unsupported(_) => EXIT_INVALID_INPUT,
+            Error::Render { .. } | Error::Write { .. } | Error::VerifyFailed { .. } => EXIT_FAILURE,
         }
     }
 
@@ -73,6 +95,9 @@ impl Error {
             Error::Secrets { .. } => "secrets",
             Error::BadSet { .. } => "usage",
             Error::Write { .. } => "write",
+            Error::Build(_) => "build",
+            Error::VerifyFailed { .. } => "verify",
+            Error::Unsupported(_) => "unsupported",
         }
     }
 }

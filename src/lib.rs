@@ -13,17 +13,26 @@
 //!   pure.
 //! - [`render`]: one cloud-config document per phase, the manifest and the
 //!   input digest; pure.
+//! - [`base`]: base images in a content-addressed cache (download and
+//!   verify, or build from Debian's archive).
+//! - [`qemu`]: qemu-img, qemu-system, NoCloud seeds, serial consoles.
+//! - [`build`]: the `Builder` trait, the QEMU builder with its readiness
+//!   gate, artifacts, and `verify`.
 //! - [`run`]: executes a subcommand; [`output`]: prints its result as text
 //!   or JSON; [`error`]: the user-facing error and its exit code.
 //!
 //! The engine (`model`, `compose`, `render`) never touches the network,
 //! processes or clocks: the same inputs give byte-identical output.
 
+pub mod base;
+pub mod build;
 pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod error;
 pub mod model;
 pub mod output;
+pub mod progress;
+pub mod qemu;
 pub mod render;
 pub mod run;

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 pub enum Output {
     Layers(Vec<LayerSource>),
+    Base(crate::base::BaseImage),
+    Built(crate::build::Artifact),
+    Verified(crate::build::VerifyReport),
     Checked {
         comp: Composition,
         rendered: Rendered,
@@ -25,6 +28,15 @@ impl Output {
     pub fn text(&self) -> String {
         match self {
             Output::Layers(layers) => layers_text(layers),
+            Output::Base(b) => {
+                format!("{} (sha256 {}, {})", b.disk().display(), b.sha256, b.source)
+            }
+            Output::Built(a) => format!(
+                "{}: {}",
+                if a.built { "built" } else { "already built" },
+                a.dir.display()
+            ),
+            Output::Verified(r) => verify_text(r),
             Output::Checked { comp, rendered } => {
                 format!("ok: {}", summary(comp, rendered))
             }
@@ -43,6 +55,11 @@ impl Output {
     pub fn json(&self) -> Value {
         match self {
             Output::Layers(layers) => Value::Array(layers.iter().map(layer_json).collect()),
+            Output::Base(b) => json!({"ok": true, "base": b, "disk": b.disk()}),
+            Output::Built(a) => {
+                json!({"ok": true, "built": a.built, "artifact": a.dir, "manifest": a.manifest})
+            }
+            Output::Verified(r) => json!({"ok": r.ok, "report": r}),
             Output::Checked { rendered, .. } => json!({"ok": true, "manifest": rendered.manifest}),
             Output::Rendered { rendered, out, .. } => {
                 json!({"ok": true, "out": out, "manifest": rendered.manifest})
@@ -53,6 +70,36 @@ impl Output {
 
 pub fn error_json(e: &Error) -> Value {
     json!({"ok": false, "error": {"kind": e.kind(), "code": e.code(), "message": e.to_string()}})
+}
+
+fn verify_text(r: &crate::build::VerifyReport) -> String {
+    let mut s = format!(
+        "{} {}: {} (booted in {:.0} s)\n",
+        r.image,
+        r.version,
+        if r.ok { "verified" } else { "FAILED" },
+        r.boot_seconds
+    );
+    for c in &r.checks {
+        let layer = c
+            .layer
+            .as_deref()
+            .map(|l| format!("[{l}] "))
+            .unwrap_or_default();
+        let detail = if c.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", c.detail)
+        };
+        let _ = writeln!(
+            s,
+            "  {} {layer}{}{detail}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name
+        );
+    }
+    let _ = write!(s, "  serial log: {}", r.serial_log.display());
+    s
 }
 
 fn summary(comp: &Composition, r: &Rendered) -> String {

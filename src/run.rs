@@ -10,6 +10,31 @@ use crate::render::{self, Rendered};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::build::{BuildError, BuildOptions, QemuBuilder, VerifyOptions};
+use crate::cli::VmArgs;
+use crate::progress::Progress;
+use crate::qemu::QemuConfig;
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Write {
+            path: PathBuf::from("(tokio runtime)"),
+            source,
+        })
+}
+
+fn qemu_config(vm: &VmArgs) -> QemuConfig {
+    QemuConfig {
+        accel: vm.accel,
+        memory_mb: vm.memory,
+        cpus: vm.cpus,
+        ..QemuConfig::default()
+    }
+}
 
 pub fn run(cli: &Cli) -> Result<Output, Error> {
     match &cli.command {
@@ -25,6 +50,71 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;
             let (comp, rendered) = build(&input)?;
             Ok(Output::Checked { comp, rendered })
+        }
+        Command::Base { image } => {
+            let layers = cli
+                .layers
+                .clone()
+                .unwrap_or_else(|| crate::config::default_layers_dir(image));
+            let loaded = model::load_image(image, &layers)?;
+            let cache = crate::base::Cache::new(
+                cli.cache
+                    .clone()
+                    .unwrap_or_else(crate::base::Cache::default_root),
+            );
+            let progress = Progress::new("base", false);
+            let base = runtime()?
+                .block_on(cache.obtain(
+                    loaded.image.base.distro,
+                    &loaded.image.base.source,
+                    &progress,
+                ))
+                .map_err(|e| Error::from(BuildError::from(e)))?;
+            Ok(Output::Base(base))
+        }
+        Command::Build {
+            input,
+            builder,
+            artifacts,
+            force,
+            compression,
+            vm,
+        } => {
+            if builder != "qemu" {
+                return Err(Error::Unsupported(format!(
+                    "builder `{builder}` is not available yet: use --builder qemu"
+                )));
+            }
+            let input = ImageInput::from_args(input, cli.layers.as_deref())?;
+            let opts = BuildOptions {
+                artifacts: artifacts.clone(),
+                cache: crate::base::Cache::new(
+                    cli.cache
+                        .clone()
+                        .unwrap_or_else(crate::base::Cache::default_root),
+                ),
+                timeout: Duration::from_secs(vm.timeout),
+                compression: *compression,
+                allow_degraded: vm.allow_degraded,
+                force: *force,
+            };
+            let qemu = QemuBuilder {
+                qemu: qemu_config(vm),
+            };
+            let progress = Progress::new("build", false);
+            let artifact =
+                runtime()?.block_on(crate::build::build(&qemu, &input, &opts, &progress))?;
+            Ok(Output::Built(artifact))
+        }
+        Command::Verify { artifact, vm } => {
+            let opts = VerifyOptions {
+                qemu: qemu_config(vm),
+                timeout: Duration::from_secs(vm.timeout),
+                allow_degraded: vm.allow_degraded,
+            };
+            let progress = Progress::new("verify", false);
+            let report = runtime()?.block_on(crate::build::verify(artifact, &opts, &progress))?;
+            Ok(Output::Verified(report))
         }
         Command::Render { input, out } => {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;

@@ -38,6 +38,9 @@ pub struct Overrides {
     pub set: Vec<(String, String)>,
     /// Secret values by parameter name (environment or secrets file).
     pub secrets: BTreeMap<String, String>,
+    /// Building an image needs no secret (the bake never sees one): a
+    /// required secret without a value is then not an error.
+    pub defer_required_secrets: bool,
 }
 
 pub fn resolve(
@@ -97,7 +100,9 @@ pub fn resolve(
     for (name, (spec, layer)) in &specs {
         let (value, origin) = match values.remove(name) {
             Some(v) => v,
-            None if spec.required => {
+            None if spec.required
+                && !(spec.kind == ParamType::Secret && overrides.defer_required_secrets) =>
+            {
                 let how = if spec.kind == ParamType::Secret {
                     format!("set {} or add it to a --secrets file", env_name(name))
                 } else {

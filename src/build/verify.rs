@@ -1,0 +1,503 @@
+//! `ingot verify ARTIFACT`: boot the golden image as a new instance would
+//! (its own bootloader, the boot user-data, a new instance id and hostname),
+//! forward its declared TCP ports to 127.0.0.1, and check it from outside:
+//! the boot phase's verdict and each layer's checks, cloud-init's status, no
+//! package installed during this boot, the firewall opening exactly the
+//! declared public ports, and every public port answering on the host side.
+//!
+//! To look inside, verify adds one throw-away user with a fresh SSH key to
+//! the boot user-data of this one instance; the image is never modified.
+
+use super::qemu_builder::CLOUD_INIT_DEGRADED;
+use super::BuildError;
+use crate::progress::Progress;
+use crate::qemu::{self, Boot, Forward, QemuConfig, SerialLog, Vm, VmSpec};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct VerifyOptions {
+    pub qemu: QemuConfig,
+    pub timeout: Duration,
+    pub allow_degraded: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    /// The layer a check belongs to, when it belongs to one.
+    pub layer: Option<String>,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub image: String,
+    pub version: String,
+    pub ok: bool,
+    pub checks: Vec<CheckResult>,
+    pub serial_log: PathBuf,
+    pub boot_seconds: f64,
+}
+
+const VERIFY_USER: &str = "ingot-verify";
+
+pub async fn verify(
+    artifact: &Path,
+    opts: &VerifyOptions,
+    progress: &Progress,
+) -> Result<VerifyReport, BuildError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BuildError::Io { path, source }
+    };
+    let manifest_path = artifact.join("manifest.json");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).map_err(io(&manifest_path))?)
+            .map_err(|e| BuildError::Io {
+                path: manifest_path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+    let image_name = manifest["image"]["name"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    let version = manifest["image"]["version"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    let image = std::path::absolute(artifact.join("image.qcow2")).map_err(io(artifact))?;
+    let boot_doc = std::fs::read(artifact.join("boot.user-data")).map_err(io(artifact))?;
+
+    let work = Scratch::new(artifact.join(format!(".verify-{}", std::process::id())))?;
+    let serial = artifact.join("verify.serial.log");
+    let _ = std::fs::remove_file(&serial);
+    let key = work.0.join("key");
+    let mut keygen = tokio::process::Command::new("ssh-keygen");
+    keygen
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", VERIFY_USER, "-f"])
+        .arg(&key);
+    qemu::run_checked(&mut keygen, "ssh-keygen").await?;
+    let public_key = std::fs::read_to_string(key.with_extension("pub")).map_err(io(&key))?;
+    let user_data =
+        with_verify_user(&boot_doc, public_key.trim()).map_err(|e| BuildError::BakeFailed {
+            image: image_name.clone(),
+            reason: format!("cannot read the artifact's boot.user-data: {e}"),
+            log: None,
+        })?;
+
+    let overlay = work.0.join("overlay.qcow2");
+    qemu::create_overlay(&opts.qemu.img, &image, "qcow2", &overlay).await?;
+    let seed = work.0.join("seed.iso");
+    let instance = format!("ingot-verify-{}", std::process::id());
+    let meta = format!("instance-id: {instance}\nlocal-hostname: {instance}\n");
+    qemu::write_seed(&work.0, &seed, user_data.as_bytes(), &meta).await?;
+
+    let ssh_port = free_port().map_err(io(artifact))?;
+    let mut forwards = vec![Forward {
+        host: ssh_port,
+        guest: 22,
+    }];
+    let mut public = Vec::new();
+    for p in manifest["ports"].as_array().into_iter().flatten() {
+        let (Some(port), Some(proto), Some(exposure)) = (
+            p["port"].as_u64(),
+            p["protocol"].as_str(),
+            p["exposure"].as_str(),
+        ) else {
+            continue;
+        };
+        if exposure == "public" {
+            public.push((
+                port as u16,
+                proto.to_string(),
+                p["layer"].as_str().unwrap_or("").to_string(),
+            ));
+            if proto == "tcp" && port != 22 {
+                forwards.push(Forward {
+                    host: free_port().map_err(io(artifact))?,
+                    guest: port as u16,
+                });
+            }
+        }
+    }
+    let spec = VmSpec {
+        disk: overlay,
+        seed,
+        boot: Boot::Disk,
+        forwards: forwards.clone(),
+        serial_log: serial.clone(),
+    };
+    let started = Instant::now();
+    let mut vm = Vm::start(&opts.qemu, &spec, &work.0.join("qemu.stderr"))?;
+    progress.say(&format!(
+        "booting {image_name} {version} by its own bootloader (pid {}); serial log {}",
+        vm.pid,
+        serial.display()
+    ));
+    let outcome = async {
+        let boot = wait_boot(&mut vm, &serial, opts.timeout, progress).await?;
+        let boot_seconds = started.elapsed().as_secs_f64();
+        let mut checks = boot;
+        progress.say("checking the instance over SSH");
+        checks.extend(inside(&key, ssh_port, &public, opts.allow_degraded).await);
+        progress.say("checking the public ports from the host");
+        for f in &forwards {
+            let layer = public
+                .iter()
+                .find(|(p, proto, _)| *p == f.guest && proto == "tcp")
+                .map(|(_, _, l)| l.clone());
+            let (ok, detail) = probe(f.host).await;
+            checks.push(CheckResult {
+                name: format!("port {}/tcp answers (127.0.0.1:{})", f.guest, f.host),
+                layer,
+                ok,
+                detail,
+            });
+        }
+        Ok::<_, BuildError>((checks, boot_seconds))
+    }
+    .await;
+    vm.kill().await;
+    let (checks, boot_seconds) = outcome?;
+    let ok = checks.iter().all(|c| c.ok);
+    Ok(VerifyReport {
+        image: image_name,
+        version,
+        ok,
+        checks,
+        serial_log: serial,
+        boot_seconds,
+    })
+}
+
+/// Waits for the boot phase's verdict on the console.
+async fn wait_boot(
+    vm: &mut Vm,
+    serial: &Path,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<Vec<CheckResult>, BuildError> {
+    let mut log = SerialLog::new(serial);
+    let deadline = Instant::now() + timeout;
+    let mut failed_checks = Vec::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        for line in log.new_lines() {
+            if let Some(i) = line.find("[ingot] ") {
+                progress.say(&line[i + 8..]);
+            }
+            if let Some(i) = line.find("INGOT-CHECK-FAILED ") {
+                failed_checks.push(line[i + 19..].trim().to_string());
+            }
+            if line.contains("INGOT-BOOT-READY") {
+                progress.say("the instance reported ready");
+                return Ok(vec![CheckResult {
+                    name: "boot phase finished (INGOT-BOOT-READY)".into(),
+                    layer: None,
+                    ok: true,
+                    detail: String::new(),
+                }]);
+            }
+            if let Some(i) = line.find("INGOT-BOOT-FAILED") {
+                let mut out = vec![CheckResult {
+                    name: "boot phase finished".into(),
+                    layer: None,
+                    ok: false,
+                    detail: line[i..].to_string(),
+                }];
+                out.extend(failed_checks.iter().map(|c| check_failure(c)));
+                return Ok(out);
+            }
+        }
+        if vm.try_wait().is_some() {
+            return Ok(vec![CheckResult {
+                name: "boot phase finished".into(),
+                layer: None,
+                ok: false,
+                detail: "the VM stopped before the boot phase reported".into(),
+            }]);
+        }
+        if Instant::now() >= deadline {
+            return Ok(vec![CheckResult {
+                name: "boot phase finished".into(),
+                layer: None,
+                ok: false,
+                detail: format!("no INGOT-BOOT-READY within {} s", timeout.as_secs()),
+            }]);
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => return Err(BuildError::Cancelled),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// `layer/name: reason` as printed by the check scripts.
+fn check_failure(text: &str) -> CheckResult {
+    let (id, detail) = text.split_once(": ").unwrap_or((text, ""));
+    let (layer, name) = id.split_once('/').unwrap_or(("", id));
+    CheckResult {
+        name: format!("check {name}"),
+        layer: (!layer.is_empty()).then(|| layer.to_string()),
+        ok: false,
+        detail: detail.to_string(),
+    }
+}
+
+/// What is run inside over SSH; prints `key=value` lines and check output.
+const INSIDE: &str = r#"
+cloud-init status --wait >/dev/null 2>&1; echo "cloud_init_status=$?"
+since=$(uptime -s)
+echo "installed=$(awk -v s="$since" '($1" "$2) >= s && ($3=="install" || $3=="upgrade") {print $4}' /var/log/dpkg.log 2>/dev/null | tr '\n' ' ')"
+/usr/local/lib/ingot/check-boot > /run/ingot-verify-checks 2>&1; echo "checks_status=$?"
+sed -n 's/^INGOT-CHECK-FAILED /check_failed=/p; s/^ingot: check \(.*\) ok$/check_ok=\1/p' /run/ingot-verify-checks
+if command -v ufw >/dev/null 2>&1; then
+  echo "ufw_status=$(ufw status | head -n 1)"
+  ufw status | awk '$2=="ALLOW" && $1 !~ /\(v6\)/ && $0 !~ /\(v6\)/ {print "ufw_allow=" $1}'
+fi
+"#;
+
+async fn inside(
+    key: &Path,
+    port: u16,
+    public: &[(u16, String, String)],
+    allow_degraded: bool,
+) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let text = match ssh(key, port, INSIDE).await {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(CheckResult {
+                name: "SSH into the instance".into(),
+                layer: None,
+                ok: false,
+                detail: e,
+            });
+            return out;
+        }
+    };
+    let values: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let get = |k: &str| {
+        values
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.trim())
+    };
+    let status: i32 = get("cloud_init_status")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1);
+    out.push(CheckResult {
+        name: "cloud-init status".into(),
+        layer: None,
+        ok: status == 0 || (status == CLOUD_INIT_DEGRADED && allow_degraded),
+        detail: match status {
+            0 => "done".into(),
+            2 => "degraded (exit 2)".into(),
+            s => format!("error (exit {s})"),
+        },
+    });
+    let installed = get("installed").unwrap_or("").to_string();
+    out.push(CheckResult {
+        name: "no package installed during this boot".into(),
+        layer: None,
+        ok: installed.is_empty(),
+        detail: installed,
+    });
+    for (k, v) in &values {
+        match *k {
+            "check_ok" => out.push(named_check(v, true, "")),
+            "check_failed" => {
+                let (id, detail) = v.split_once(": ").unwrap_or((v, ""));
+                out.push(named_check(id, false, detail));
+            }
+            _ => {}
+        }
+    }
+    if let Some(state) = get("ufw_status") {
+        out.push(CheckResult {
+            name: "firewall active".into(),
+            layer: None,
+            ok: state.contains("Status: active"),
+            detail: state.to_string(),
+        });
+        let mut allowed: Vec<String> = values
+            .iter()
+            .filter(|(k, _)| *k == "ufw_allow")
+            .map(|(_, v)| v.trim().to_string())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        let mut declared: Vec<String> = public
+            .iter()
+            .map(|(p, proto, _)| format!("{p}/{proto}"))
+            .collect();
+        declared.sort();
+        out.push(CheckResult {
+            name: "firewall opens exactly the declared public ports".into(),
+            layer: None,
+            ok: allowed == declared,
+            detail: format!(
+                "open: {}; declared: {}",
+                allowed.join(" "),
+                declared.join(" ")
+            ),
+        });
+    }
+    out
+}
+
+fn named_check(id: &str, ok: bool, detail: &str) -> CheckResult {
+    let (layer, name) = id.split_once('/').unwrap_or(("", id));
+    CheckResult {
+        name: format!("check {name}"),
+        layer: (!layer.is_empty()).then(|| layer.to_string()),
+        ok,
+        detail: detail.to_string(),
+    }
+}
+
+/// Runs a script as root through SSH, retrying the connection while sshd
+/// comes up.
+async fn ssh(key: &Path, port: u16, script: &str) -> Result<String, String> {
+    use tokio::io::AsyncWriteExt;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let mut child = tokio::process::Command::new("ssh")
+            .args(["-q", "-i"])
+            .arg(key)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+                &format!("{VERIFY_USER}@127.0.0.1"),
+                "sudo sh -s",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run ssh: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(script.as_bytes()).await;
+        }
+        let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
+        if out.status.code() != Some(255) {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Err(format!("no SSH connection within 90 s: {last}"))
+}
+
+/// Through QEMU's user networking a host-side connection always succeeds;
+/// whether the guest listens shows in what follows: a refused guest
+/// connection is closed at once, a listening one sends data or waits.
+async fn probe(port: u16) -> (bool, String) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(s) => s,
+        Err(e) => return (false, e.to_string()),
+    };
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await {
+        Ok(Ok(0)) => (false, "closed at once: nothing listens in the guest".into()),
+        Ok(Ok(n)) => (
+            true,
+            format!("answered: {:?}", String::from_utf8_lossy(&buf[..n]).trim()),
+        ),
+        Ok(Err(e)) => (false, e.to_string()),
+        Err(_) => (true, "accepted (waiting for a request)".into()),
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Adds the verify user to a boot document (gzip or not).
+fn with_verify_user(doc: &[u8], public_key: &str) -> Result<String, String> {
+    let text = if doc.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(doc)
+            .read_to_string(&mut s)
+            .map_err(|e| e.to_string())?;
+        s
+    } else {
+        String::from_utf8(doc.to_vec()).map_err(|e| e.to_string())?
+    };
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    let map = value.as_mapping_mut().ok_or("not a cloud-config mapping")?;
+    let user: serde_yaml::Value = serde_yaml::from_str(&format!(
+        "name: {VERIFY_USER}\nsudo: 'ALL=(ALL) NOPASSWD:ALL'\nshell: /bin/sh\nlock_passwd: true\nssh_authorized_keys: ['{public_key}']\n"
+    ))
+    .map_err(|e| e.to_string())?;
+    let users = map
+        .entry("users".into())
+        .or_insert_with(|| serde_yaml::Value::Sequence(vec!["default".into()]));
+    users
+        .as_sequence_mut()
+        .ok_or("`users` is not a list")?
+        .push(user);
+    let body = serde_yaml::to_string(&value).map_err(|e| e.to_string())?;
+    Ok(format!("#cloud-config\n# ingot verify: the artifact's boot user-data plus a throw-away user.\n{body}"))
+}
+
+/// The verify scratch folder, removed however verify ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(path: PathBuf) -> Result<Self, BuildError> {
+        std::fs::create_dir_all(&path).map_err(|source| BuildError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Scratch(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verify_user_joins_existing_users() {
+        let doc = b"#cloud-config\nusers:\n- default\n- name: admin\nruncmd: [echo]\n";
+        let out = with_verify_user(doc, "ssh-ed25519 AAAA k").unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+        let users = v["users"].as_sequence().unwrap();
+        assert_eq!(users.len(), 3);
+        assert_eq!(users[2]["name"], serde_yaml::Value::from(VERIFY_USER));
+        assert!(out.starts_with("#cloud-config\n"));
+    }
+
+    #[test]
+    fn check_failures_name_their_layer() {
+        let c = check_failure("nginx-certbot/https: HTTP 502, expected 200");
+        assert_eq!(c.layer.as_deref(), Some("nginx-certbot"));
+        assert_eq!(c.name, "check https");
+        assert_eq!(c.detail, "HTTP 502, expected 200");
+    }
+}
