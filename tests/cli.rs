@@ -412,3 +412,53 @@ fn bad_set_syntax_is_a_usage_error() {
         .code(2)
         .stderr("error: --set port: expected KEY=VALUE\n");
 }
+
+#[test]
+fn when_conditions_switch_items_on_and_off() {
+    let web = WEB
+        .replace(
+            "  token: {type: secret, description: API token}\n",
+            "  token: {type: secret, description: API token}\n  stats: {type: bool, default: false}\n",
+        )
+        .replace("  all: [nginx]\n", "  all: [nginx, {name: goaccess, when: stats}]\n")
+        .replace(
+            "ports:\n",
+            "ports:\n  - {port: 7890, protocol: tcp, exposure: local, service: goaccess, when: stats}\n",
+        )
+        .replace(
+            "files:\n",
+            "files:\n  - path: /etc/goaccess/goaccess.conf\n    content: \"port {{ port }}\\n\"\n    when: stats and distro == \"debian-12\"\n",
+        );
+    let t = Test::fixture().layer("web", &web);
+    let off = t.run_args(&["render", "images/web.yaml", "--out", "off"]);
+    off.success();
+    let bake = off.read("off/bake.user-data");
+    assert!(!bake.contains("goaccess"), "{bake}");
+    assert!(!off.read("off/manifest.json").contains("7890"));
+    let on = t.run_args(&[
+        "render",
+        "images/web.yaml",
+        "--out",
+        "on",
+        "--set",
+        "stats=true",
+    ]);
+    on.success();
+    let bake = on.read("on/bake.user-data");
+    assert!(bake.contains("- goaccess\n"), "{bake}");
+    assert!(bake.contains("path: /etc/goaccess/goaccess.conf"));
+    assert!(on.read("on/manifest.json").contains("7890"));
+    // A condition that is not a valid expression names its place.
+    Test::fixture()
+        .layer(
+            "web",
+            &WEB.replace(
+                "  all: [nginx]\n",
+                "  all: [nginx, {name: x, when: \"stats ==\"}]\n",
+            ),
+        )
+        .args(&["check", "images/web.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("error: image web: layer `web`: packages[1].when: ");
+}

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use tokio::io::AsyncBufReadExt;
 
 /// The recipe for `build: debian-archive`, shipped inside the binary.
 pub const DEBIAN_RECIPE: &str = include_str!("../../base/debian-12.sh");
@@ -203,6 +204,16 @@ fn key(distro: Distro, source: &BaseSource) -> String {
 async fn build_recipe(staging: &Path, progress: &Progress) -> Result<(), BaseError> {
     let script = staging.join("recipe.sh");
     write(&script, DEBIAN_RECIPE.as_bytes())?;
+    // The recipe runs itself again as mmdebstrap's customize hook.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).map_err(
+            |source| BaseError::Io {
+                path: script.clone(),
+                source,
+            },
+        )?;
+    }
     let out = staging.join("out");
     let log = staging
         .parent()
@@ -217,10 +228,7 @@ async fn build_recipe(staging: &Path, progress: &Progress) -> Result<(), BaseErr
         .arg(&script)
         .arg(&out)
         .stdin(std::process::Stdio::null())
-        .stdout(log_file.try_clone().map_err(|source| BaseError::Io {
-            path: log.clone(),
-            source,
-        })?)
+        .stdout(std::process::Stdio::piped())
         .stderr(log_file)
         .process_group(0)
         .kill_on_drop(true)
@@ -229,17 +237,48 @@ async fn build_recipe(staging: &Path, progress: &Progress) -> Result<(), BaseErr
             path: script.clone(),
             source,
         })?;
-    let status = tokio::select! {
-        s = child.wait() => s.map_err(|source| BaseError::Io { path: script.clone(), source })?,
-        _ = tokio::signal::ctrl_c() => {
-            // The recipe cleans its own temporary folders on SIGTERM.
-            if let Some(pid) = child.id() {
-                let _ = tokio::process::Command::new("kill").args(["-TERM", &format!("-{pid}")]).status().await;
+    // The recipe's own progress lines (`[base] ...`) are shown as they come;
+    // everything it prints is also kept in the log for a failure report.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut kept = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .map_err(|source| BaseError::Io {
+            path: log.clone(),
+            source,
+        })?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    use std::io::Write;
+                    let _ = writeln!(kept, "{line}");
+                    if let Some(msg) = line.strip_prefix("[base] ") {
+                        progress.say(msg);
+                    }
+                }
+                _ => break,
+            },
+            _ = &mut ctrl_c => {
+                // The recipe cleans its own temporary folders on SIGTERM.
+                if let Some(pid) = child.id() {
+                    let _ = tokio::process::Command::new("kill")
+                        .args(["-TERM", &format!("-{pid}")])
+                        .status()
+                        .await;
+                }
+                let _ = child.wait().await;
+                return Err(BaseError::Cancelled);
             }
-            let _ = child.wait().await;
-            return Err(BaseError::Cancelled);
         }
-    };
+    }
+    let status = child.wait().await.map_err(|source| BaseError::Io {
+        path: script.clone(),
+        source,
+    })?;
     if !status.success() {
         return Err(BaseError::Recipe {
             status: status.to_string(),

@@ -42,7 +42,6 @@ pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, Co
     let sources: Vec<&LayerSource> = order.iter().map(|&i| &loaded.layers[i]).collect();
     let layers: Vec<&Layer> = sources.iter().map(|s| &s.layer).collect();
 
-    check_absent_packages(&layers, distro)?;
     let params = params::resolve(&image.name, &image.params, &layers, overrides)?;
 
     let mut templates = sources
@@ -124,22 +123,21 @@ pub fn secret_marker(name: &str) -> String {
     format!("ingot-secret-marker-{name}")
 }
 
-fn check_absent_packages(layers: &[&Layer], distro: Distro) -> Result<(), ComposeError> {
-    for layer in layers {
-        for package in &layer.packages.absent {
-            if let Some(installer) = layers
-                .iter()
-                .find(|other| other.packages.for_distro(distro).any(|p| p == package))
-            {
-                return Err(ComposeError::PackageConflict {
-                    package: package.clone(),
-                    installer: installer.name.clone(),
-                    layer: layer.name.clone(),
-                });
-            }
+/// Whether an item's `when` condition (a tera expression over the template
+/// context) holds; no condition always holds.
+fn enabled(
+    tpl: &mut LayerTemplates,
+    what: &str,
+    when: Option<&str>,
+    ctx: &tera::Context,
+) -> Result<bool, ComposeError> {
+    match when {
+        None => Ok(true),
+        Some(expr) => {
+            let test = format!("{{% if {expr} %}}1{{% endif %}}");
+            Ok(tpl.render_inline(&format!("{what}.when"), &test, ctx)? == "1")
         }
     }
-    Ok(())
 }
 
 fn resolve_ports(
@@ -151,13 +149,14 @@ fn resolve_ports(
     let mut ports: Vec<Port> = Vec::new();
     for (layer, tpl) in layers.iter().zip(templates.iter_mut()) {
         for (i, spec) in layer.ports.iter().enumerate() {
-            if !applies(&spec.distros, distro) {
+            let what = format!("ports[{i}]");
+            if !applies(&spec.distros, distro) || !enabled(tpl, &what, spec.when.as_deref(), ctx)? {
                 continue;
             }
             let port = match &spec.port {
                 PortValue::Number(n) => *n,
                 PortValue::Template(t) => {
-                    let rendered = tpl.render_inline(&format!("ports[{i}].port"), t, ctx)?;
+                    let rendered = tpl.render_inline(&format!("{what}.port"), t, ctx)?;
                     match rendered.trim().parse::<u16>() {
                         Ok(p) if p > 0 => p,
                         _ => {
@@ -213,7 +212,8 @@ fn build_plan(
     let mut debconf_owner: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut file_owner: BTreeMap<String, usize> = BTreeMap::new();
     let mut cc_owner: BTreeMap<String, String> = BTreeMap::new();
-    let mut packages = std::collections::BTreeSet::new();
+    // Package name → the first layer installing it.
+    let mut packages: BTreeMap<String, String> = BTreeMap::new();
 
     for (source, tpl) in sources.iter().zip(templates.iter_mut()) {
         let layer = &source.layer;
@@ -225,10 +225,11 @@ fn build_plan(
 
         if phase == Phase::Bake {
             for (src_name, src) in &layer.apt.sources {
-                if !applies(&src.distros, distro) {
+                let what = format!("apt.sources.{src_name}");
+                if !applies(&src.distros, distro) || !enabled(tpl, &what, src.when.as_deref(), ctx)?
+                {
                     continue;
                 }
-                let what = format!("apt.sources.{src_name}");
                 let line = tpl.render_inline(&format!("{what}.source"), &src.source, ctx)?;
                 let key = match &src.key {
                     None => None,
@@ -254,7 +255,13 @@ fn build_plan(
                     }
                 }
             }
-            packages.extend(layer.packages.for_distro(distro).cloned());
+            for (i, p) in layer.packages.for_distro(distro).enumerate() {
+                if enabled(tpl, &format!("packages[{i}]"), p.when(), ctx)? {
+                    packages
+                        .entry(p.name().to_string())
+                        .or_insert_with(|| name.clone());
+                }
+            }
             plan.purge.extend(layer.packages.absent.iter().cloned());
         }
 
@@ -289,7 +296,12 @@ fn build_plan(
             plan.debconf.push((name.clone(), lines));
         }
 
-        for user in layer.users.iter().filter(|u| u.phase == phase) {
+        for (i, user) in layer.users.iter().enumerate() {
+            if user.phase != phase
+                || !enabled(tpl, &format!("users[{i}]"), user.when.as_deref(), ctx)?
+            {
+                continue;
+            }
             let ssh_keys = match &user.ssh_keys_param {
                 None => Vec::new(),
                 Some(p) => keys_from(params, name, &user.name, p)?,
@@ -324,7 +336,10 @@ fn build_plan(
         }
 
         for (i, spec) in layer.files.iter().enumerate() {
-            if spec.phase != phase || !applies(&spec.distros, distro) {
+            if spec.phase != phase
+                || !applies(&spec.distros, distro)
+                || !enabled(tpl, &format!("files[{i}]"), spec.when.as_deref(), ctx)?
+            {
                 continue;
             }
             let path = tpl.render_inline(&format!("files[{i}].path"), &spec.path, ctx)?;
@@ -406,11 +421,12 @@ fn build_plan(
             }
         }
 
-        for service in layer
-            .services
-            .iter()
-            .filter(|s| applies(&s.distros, distro))
-        {
+        for (i, service) in layer.services.iter().enumerate() {
+            if !applies(&service.distros, distro)
+                || !enabled(tpl, &format!("services[{i}]"), service.when.as_deref(), ctx)?
+            {
+                continue;
+            }
             if phase == Phase::Bake && service.enable && !plan.enable.contains(&service.name) {
                 plan.enable.push(service.name.clone());
             }
@@ -455,10 +471,13 @@ fn build_plan(
                     name: check.name.clone(),
                 });
             }
-            if !check.phases.contains(&phase) || !applies(&check.distros, distro) {
+            let what = format!("checks[{i}]");
+            if !check.phases.contains(&phase)
+                || !applies(&check.distros, distro)
+                || !enabled(tpl, &what, check.when.as_deref(), ctx)?
+            {
                 continue;
             }
-            let what = format!("checks[{i}]");
             let kind = match &check.kind {
                 CheckKind::Http {
                     url,
@@ -487,7 +506,20 @@ fn build_plan(
             });
         }
     }
-    plan.packages = packages.into_iter().collect();
+    if phase == Phase::Bake {
+        for source in sources {
+            for package in &source.layer.packages.absent {
+                if let Some(installer) = packages.get(package) {
+                    return Err(ComposeError::PackageConflict {
+                        package: package.clone(),
+                        installer: installer.clone(),
+                        layer: source.layer.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    plan.packages = packages.into_keys().collect();
     plan.purge.sort();
     plan.purge.dedup();
     Ok(plan)
@@ -502,8 +534,9 @@ fn render_commands(
 ) -> Result<Vec<String>, ComposeError> {
     let mut out = Vec::with_capacity(commands.len());
     for (i, c) in commands.iter().enumerate() {
-        if applies(c.distros(), distro) {
-            let text = tpl.render_inline(&format!("{what}[{i}]"), c.run(), ctx)?;
+        let here = format!("{what}[{i}]");
+        if applies(c.distros(), distro) && enabled(tpl, &here, c.when(), ctx)? {
+            let text = tpl.render_inline(&here, c.run(), ctx)?;
             // A template may render to nothing (an `{% if %}` that is off).
             if !text.trim().is_empty() {
                 out.push(text);

@@ -83,6 +83,7 @@ pub struct AptSource {
     /// Either inline armored text or a file name beside layer.yaml.
     pub key: Option<KeyRef>,
     pub distros: Vec<Distro>,
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,7 @@ struct RawAptSource {
     key_file: Option<String>,
     #[serde(default)]
     distros: Vec<Distro>,
+    when: Option<String>,
 }
 
 impl TryFrom<RawAptSource> for AptSource {
@@ -120,6 +122,7 @@ impl TryFrom<RawAptSource> for AptSource {
             source: raw.source,
             key,
             distros: raw.distros,
+            when: raw.when,
         })
     }
 }
@@ -128,18 +131,50 @@ impl TryFrom<RawAptSource> for AptSource {
 #[serde(deny_unknown_fields)]
 pub struct Packages {
     #[serde(default)]
-    pub all: Vec<String>,
+    pub all: Vec<Package>,
     #[serde(default, rename = "ubuntu-24.04")]
-    pub ubuntu_2404: Vec<String>,
+    pub ubuntu_2404: Vec<Package>,
     #[serde(default, rename = "debian-12")]
-    pub debian_12: Vec<String>,
+    pub debian_12: Vec<Package>,
     /// Packages that must not be installed next to this layer.
     #[serde(default)]
     pub absent: Vec<String>,
 }
 
+/// A package name, or `{name, when}` to install it only when a condition
+/// holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Package {
+    Name(String),
+    Conditional(ConditionalPackage),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionalPackage {
+    pub name: String,
+    pub when: String,
+}
+
+impl Package {
+    pub fn name(&self) -> &str {
+        match self {
+            Package::Name(n) => n,
+            Package::Conditional(c) => &c.name,
+        }
+    }
+
+    pub fn when(&self) -> Option<&str> {
+        match self {
+            Package::Name(_) => None,
+            Package::Conditional(c) => Some(&c.when),
+        }
+    }
+}
+
 impl Packages {
-    pub fn for_distro(&self, distro: Distro) -> impl Iterator<Item = &String> {
+    pub fn for_distro(&self, distro: Distro) -> impl Iterator<Item = &Package> {
         let own = match distro {
             Distro::Ubuntu2404 => &self.ubuntu_2404,
             Distro::Debian12 => &self.debian_12,
@@ -164,6 +199,7 @@ pub struct User {
     pub home: Option<String>,
     /// A `list` parameter holding the user's SSH public keys.
     pub ssh_keys_param: Option<String>,
+    pub when: Option<String>,
 }
 
 fn bake() -> Phase {
@@ -185,6 +221,7 @@ pub struct FileSpec {
     pub defer: bool,
     pub overrides: bool,
     pub distros: Vec<Distro>,
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +253,7 @@ struct RawFile {
     overrides: bool,
     #[serde(default)]
     distros: Vec<Distro>,
+    when: Option<String>,
 }
 
 fn root_owner() -> String {
@@ -254,6 +292,7 @@ impl TryFrom<RawFile> for FileSpec {
             defer: raw.defer,
             overrides: raw.overrides,
             distros: raw.distros,
+            when: raw.when,
         })
     }
 }
@@ -313,6 +352,7 @@ pub struct Service {
     pub restart: Restart,
     #[serde(default)]
     pub distros: Vec<Distro>,
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -360,6 +400,7 @@ pub struct PortSpec {
     pub service: String,
     #[serde(default)]
     pub distros: Vec<Distro>,
+    pub when: Option<String>,
 }
 
 /// A port number, or a template that renders to one (`"{{ prometheus_port }}"`).
@@ -412,6 +453,7 @@ pub struct FilteredCommand {
     pub run: String,
     #[serde(default)]
     pub distros: Vec<Distro>,
+    pub when: Option<String>,
 }
 
 impl Command {
@@ -426,6 +468,13 @@ impl Command {
         match self {
             Command::Plain(_) => &[],
             Command::Filtered(f) => &f.distros,
+        }
+    }
+
+    pub fn when(&self) -> Option<&str> {
+        match self {
+            Command::Plain(_) => None,
+            Command::Filtered(f) => f.when.as_deref(),
         }
     }
 }
@@ -502,6 +551,7 @@ pub struct Check {
     pub phases: Vec<Phase>,
     pub timeout: u32,
     pub distros: Vec<Distro>,
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -539,6 +589,7 @@ struct RawCheck {
     timeout: u32,
     #[serde(default)]
     distros: Vec<Distro>,
+    when: Option<String>,
 }
 
 fn default_timeout() -> u32 {
@@ -579,6 +630,7 @@ impl TryFrom<RawCheck> for Check {
             phases,
             timeout: raw.timeout,
             distros: raw.distros,
+            when: raw.when,
         })
     }
 }
