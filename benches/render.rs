@@ -103,11 +103,18 @@ fn stress_tree(layers: usize, files: usize) -> tempfile::TempDir {
     for i in 0..layers {
         let name = format!("l{i:03}");
         let mut y = String::new();
-        let _ = writeln!(y, "schema: 1\nname: {name}\nversion: 1.0.{i}\ndescription: stress layer {i}");
+        let _ = writeln!(
+            y,
+            "schema: 1\nname: {name}\nversion: 1.0.{i}\ndescription: stress layer {i}"
+        );
         if i > 0 {
             let _ = writeln!(y, "requires: [l{:03}]", i - 1);
         }
-        let _ = writeln!(y, "distros: [debian-12]\nparams:\n  p{i}: {{type: port, default: {}}}", 10000 + i);
+        let _ = writeln!(
+            y,
+            "distros: [debian-12]\nparams:\n  p{i}: {{type: port, default: {}}}",
+            10000 + i
+        );
         let _ = writeln!(y, "packages:\n  all: [pkg-{i}, common]\nports:\n  - {{port: \"{{{{ p{i} }}}}\", protocol: tcp, exposure: local, service: svc{i}}}");
         y.push_str("files:\n");
         for f in 0..files {
@@ -116,8 +123,14 @@ fn stress_tree(layers: usize, files: usize) -> tempfile::TempDir {
                 "  - path: /etc/stress/{name}/f{f}.conf\n    template: f.conf.tera"
             );
         }
-        let _ = writeln!(y, "commands:\n  bake: [\"echo {name} {{{{ p{i} }}}}\"]\n  boot: [\"echo boot {name}\"]");
-        let _ = writeln!(y, "checks:\n  - name: c\n    tcp: \"127.0.0.1:{{{{ p{i} }}}}\"");
+        let _ = writeln!(
+            y,
+            "commands:\n  bake: [\"echo {name} {{{{ p{i} }}}}\"]\n  boot: [\"echo boot {name}\"]"
+        );
+        let _ = writeln!(
+            y,
+            "checks:\n  - name: c\n    tcp: \"127.0.0.1:{{{{ p{i} }}}}\""
+        );
         let ldir = dir.path().join("layers").join(&name);
         std::fs::create_dir_all(&ldir).unwrap();
         std::fs::write(ldir.join("layer.yaml"), y).unwrap();

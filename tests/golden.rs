@@ -1,6 +1,7 @@
 //! Golden files: rendered output compared byte for byte with files kept in
 //! `tests/golden/`. A change in rendering shows up as a diff in review.
 //! To accept a change: `INGOT_BLESS=1 cargo test golden`, then read the diff.
+//! A gzipped document (too large for Nova raw) is compared decompressed.
 
 use crate::common::{repo_root, Test};
 use std::fs;
@@ -11,7 +12,8 @@ const FILES: [&str; 3] = ["bake.user-data", "boot.user-data", "manifest.json"];
 fn compare(rendered: &Path, golden: &Path) {
     let bless = std::env::var_os("INGOT_BLESS").is_some();
     for f in FILES {
-        let got = fs::read(rendered.join(f)).unwrap();
+        // Golden files are kept as text, so that a review reads the diff.
+        let got = gunzip(fs::read(rendered.join(f)).unwrap());
         let path = golden.join(f);
         if bless {
             fs::create_dir_all(golden).unwrap();
@@ -42,6 +44,18 @@ fn compare(rendered: &Path, golden: &Path) {
             );
         }
     }
+}
+
+fn gunzip(bytes: Vec<u8>) -> Vec<u8> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return bytes;
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
 }
 
 #[test]

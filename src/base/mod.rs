@@ -192,7 +192,11 @@ impl Cache {
 /// A file-name-safe key for a source.
 fn key(distro: Distro, source: &BaseSource) -> String {
     match source {
-        BaseSource::Build { recipe } => format!("{}-{recipe}", distro.name()),
+        // A changed recipe makes a different base.
+        BaseSource::Build { recipe } => {
+            let h = Sha256::digest(DEBIAN_RECIPE.as_bytes());
+            format!("{}-{recipe}-{}", distro.name(), hex(&h[..6]))
+        }
         BaseSource::Url { url, .. } => {
             let h = Sha256::digest(url.as_bytes());
             format!("{}-url-{}", distro.name(), hex(&h[..8]))

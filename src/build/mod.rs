@@ -68,6 +68,8 @@ pub struct Baked {
     /// The standalone, compressed golden image, inside `work`.
     pub image: PathBuf,
     pub cloud_init_status: i32,
+    /// From the VM's start to cloud-init's final result, when seen.
+    pub cloud_init_seconds: Option<f64>,
     pub bake_seconds: f64,
     pub convert_seconds: f64,
     pub serial_log: PathBuf,
@@ -169,6 +171,7 @@ pub async fn build<B: Builder>(
         "cloud_init_status": baked.cloud_init_status,
         "seconds": {
             "base": round(base_seconds),
+            "cloud_init": baked.cloud_init_seconds.map(round),
             "bake": round(baked.bake_seconds),
             "convert": round(baked.convert_seconds),
             "hash": round(hash_seconds),

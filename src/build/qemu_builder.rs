@@ -23,7 +23,12 @@ struct Verdict {
     failed: Option<String>,
     cloud_init_status: Option<i32>,
     failed_checks: Vec<String>,
+    /// cloud-init's own error details, as the gate prints them on failure.
+    errors: Vec<String>,
     last_line: String,
+    /// When cloud-init's result appeared, from the VM's start: how long a
+    /// from-scratch instance takes to install and configure every layer.
+    cloud_init_done: Option<Duration>,
 }
 
 impl Verdict {
@@ -48,6 +53,16 @@ impl Verdict {
         if let Some(rest) = marker(line, "INGOT-CHECK-FAILED") {
             self.failed_checks.push(rest.to_string());
             return Some(format!("check failed: {rest}"));
+        }
+        if let Some(rest) = marker(line, "[ingot] cloud-init: ") {
+            // `status --long` lists failures as ('module', Error(...)).
+            if rest.starts_with('(') {
+                self.errors.push(rest.to_string());
+            }
+            return None;
+        }
+        if line.contains("[ingot] output: ") {
+            return None;
         }
         if let Some(i) = line.find("[ingot] ") {
             return Some(line[i + "[ingot] ".len()..].to_string());
@@ -128,6 +143,7 @@ impl Builder for QemuBuilder {
         Ok(Baked {
             image,
             cloud_init_status: verdict.cloud_init_status.unwrap_or(0),
+            cloud_init_seconds: verdict.cloud_init_done.map(|d| d.as_secs_f64()),
             bake_seconds,
             convert_seconds: t.elapsed().as_secs_f64(),
             serial_log: serial,
@@ -145,7 +161,8 @@ async fn watch(
 ) -> Result<Verdict, BuildError> {
     let mut log = SerialLog::new(serial);
     let mut verdict = Verdict::default();
-    let deadline = Instant::now() + job.timeout;
+    let started = Instant::now();
+    let deadline = started + job.timeout;
     let mut heartbeat = Instant::now();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -155,6 +172,9 @@ async fn watch(
                 progress.say(&msg);
                 heartbeat = Instant::now();
             }
+        }
+        if verdict.cloud_init_status.is_some() && verdict.cloud_init_done.is_none() {
+            verdict.cloud_init_done = Some(started.elapsed());
         }
         if vm.try_wait().is_some() {
             // The last lines may have landed after the previous read.
@@ -197,6 +217,9 @@ fn judge(job: &BakeJob<'_>, v: &Verdict, serial: &Path) -> Result<(), BuildError
         let mut reason = reason.clone();
         if !v.failed_checks.is_empty() {
             reason.push_str(&format!(" ({})", v.failed_checks.join("; ")));
+        }
+        if !v.errors.is_empty() {
+            reason.push_str(&format!(": {}", v.errors.join("; ")));
         }
         return Err(fail(reason));
     }
@@ -243,6 +266,11 @@ mod tests {
         );
         v.read("INGOT-CHECK-FAILED web/http: HTTP 502, expected 200");
         v.read("INGOT-BAKE-FAILED health checks");
+        v.read("[ 1124.2] seal[5330]: [ingot] cloud-init: detail:");
+        v.read(
+            "[ 1124.2] seal[5330]: [ingot] cloud-init: ('timezone', OSError('Invalid timezone'))",
+        );
+        assert_eq!(v.errors, ["('timezone', OSError('Invalid timezone'))"]);
         assert_eq!(v.cloud_init_status, Some(2));
         assert_eq!(v.failed.as_deref(), Some("health checks"));
         assert_eq!(v.failed_checks, ["web/http: HTTP 502, expected 200"]);

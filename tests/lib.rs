@@ -1,0 +1,7 @@
+//! All integration tests, compiled into one binary (see Cargo.toml,
+//! `autotests = false`): one module per concern.
+
+mod cli;
+mod common;
+mod golden;
+mod real_tools;
