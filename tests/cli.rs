@@ -303,7 +303,7 @@ fn template_errors_name_layer_and_template() {
         .args(&["check", "images/web.yaml"])
         .run()
         .code(2)
-        .stderr_has("error: image web: layer `web`: template site.conf.tera: Failed to render 'site.conf.tera': Variable `prot` not found in context while rendering 'site.conf.tera'");
+        .stderr_has("error: image web: layer `web`: template site.conf.tera, line 2: Failed to render 'site.conf.tera': Variable `prot` not found in context while rendering 'site.conf.tera'");
     Test::fixture()
         .file(
             "layers/web/site.conf.tera",

@@ -261,6 +261,15 @@ impl Staging {
     fn keep_only_serial_log(&self, parent: &Path, short: &str) -> Option<PathBuf> {
         let log = self.path.join("serial.log");
         let kept = parent.join(format!("failed-{short}.serial.log"));
+        // What QEMU itself said (a crash, a refused option) goes at the end.
+        if let Ok(stderr) = std::fs::read_to_string(self.path.join("qemu.stderr")) {
+            if !stderr.trim().is_empty() {
+                use std::io::Write;
+                if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                    let _ = write!(f, "\n--- qemu stderr ---\n{stderr}");
+                }
+            }
+        }
         std::fs::rename(&log, &kept).ok().map(|_| kept)
     }
 }

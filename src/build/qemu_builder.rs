@@ -124,14 +124,14 @@ impl Builder for QemuBuilder {
         ));
         let verdict = watch(&mut vm, &serial, job, progress).await;
         let bake_seconds = started.elapsed().as_secs_f64();
-        let verdict = match verdict {
+        let (verdict, exit) = match verdict {
             Ok(v) => v,
             Err(e) => {
                 vm.kill().await;
                 return Err(e);
             }
         };
-        judge(job, &verdict, &serial)?;
+        judge(job, &verdict, &exit, &serial)?;
 
         let t = Instant::now();
         progress.say(&format!(
@@ -158,7 +158,7 @@ async fn watch(
     serial: &Path,
     job: &BakeJob<'_>,
     progress: &Progress,
-) -> Result<Verdict, BuildError> {
+) -> Result<(Verdict, String), BuildError> {
     let mut log = SerialLog::new(serial);
     let mut verdict = Verdict::default();
     let started = Instant::now();
@@ -183,7 +183,11 @@ async fn watch(
                     progress.say(&msg);
                 }
             }
-            return Ok(verdict);
+            let exit = vm
+                .try_wait()
+                .map(|s| format!("qemu {s}"))
+                .unwrap_or_else(|| "qemu exited".into());
+            return Ok((verdict, exit));
         }
         if Instant::now() >= deadline {
             return Err(BuildError::Timeout {
@@ -207,7 +211,7 @@ async fn watch(
 }
 
 /// The readiness policy: the gate's own verdict, then cloud-init's status.
-fn judge(job: &BakeJob<'_>, v: &Verdict, serial: &Path) -> Result<(), BuildError> {
+fn judge(job: &BakeJob<'_>, v: &Verdict, exit: &str, serial: &Path) -> Result<(), BuildError> {
     let fail = |reason: String| BuildError::BakeFailed {
         image: job.image.to_string(),
         reason,
@@ -225,7 +229,7 @@ fn judge(job: &BakeJob<'_>, v: &Verdict, serial: &Path) -> Result<(), BuildError
     }
     if !v.ok {
         return Err(fail(format!(
-            "the guest powered off without sealing the image; last console line: {}",
+            "the guest stopped without sealing the image ({exit}); last console line: {}",
             shorten(&v.last_line)
         )));
     }

@@ -440,7 +440,15 @@ fn build_plan(
         }
 
         for (key, value) in &layer.cloud_config.for_phase(phase).0 {
-            let value = render_yaml(tpl, &format!("cloud_config.{phase}.{key}"), value, ctx)?;
+            let what = format!("cloud_config.{phase}.{key}");
+            let value =
+                typed(&what, key, render_yaml(tpl, &what, value, ctx)?).map_err(|message| {
+                    ComposeError::Template {
+                        layer: name.clone(),
+                        what: what.clone(),
+                        message,
+                    }
+                })?;
             match plan.cloud_config.iter_mut().find(|(k, _)| k == key) {
                 Some((_, serde_yaml::Value::Sequence(first))) if key == "bootcmd" => {
                     if let serde_yaml::Value::Sequence(more) = value {
@@ -572,6 +580,22 @@ fn render_yaml(
         }
         other => other.clone(),
     })
+}
+
+/// A boolean key whose template rendered to text becomes a boolean again.
+fn typed(what: &str, key: &str, value: serde_yaml::Value) -> Result<serde_yaml::Value, String> {
+    use crate::model::layer::{cloud_config_kind, CcKind};
+    use serde_yaml::Value;
+    match (cloud_config_kind(key), value) {
+        (CcKind::Bool, Value::String(s)) => match s.trim() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            other => Err(format!(
+                "{what} rendered to \"{other}\", expected true or false"
+            )),
+        },
+        (_, v) => Ok(v),
+    }
 }
 
 fn armored_key(source: &LayerSource, what: &str, file: &str) -> Result<String, ComposeError> {

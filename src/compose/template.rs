@@ -12,6 +12,8 @@ use tera::{Context, Tera};
 pub struct LayerTemplates {
     layer: String,
     tera: Tera,
+    /// Template sources, to point an error at its line.
+    sources: std::collections::BTreeMap<String, String>,
 }
 
 impl LayerTemplates {
@@ -20,6 +22,7 @@ impl LayerTemplates {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![]);
         let mut files = Vec::new();
+        let mut sources = std::collections::BTreeMap::new();
         for (name, bytes) in &source.assets {
             if name.ends_with(".tera") {
                 let text = std::str::from_utf8(bytes).map_err(|_| ComposeError::Template {
@@ -28,6 +31,7 @@ impl LayerTemplates {
                     message: "not UTF-8 text".into(),
                 })?;
                 files.push((name.as_str(), text));
+                sources.insert(name.clone(), text.to_string());
             }
         }
         tera.add_raw_templates(files)
@@ -36,7 +40,11 @@ impl LayerTemplates {
                 what: "templates".into(),
                 message: chain(&e),
             })?;
-        Ok(LayerTemplates { layer, tera })
+        Ok(LayerTemplates {
+            layer,
+            tera,
+            sources,
+        })
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -44,13 +52,21 @@ impl LayerTemplates {
     }
 
     pub fn render_file(&self, name: &str, ctx: &Context) -> Result<String, ComposeError> {
-        self.tera
-            .render(name, ctx)
-            .map_err(|e| ComposeError::Template {
+        self.tera.render(name, ctx).map_err(|e| {
+            let message = chain(&e);
+            let line = self
+                .sources
+                .get(name)
+                .and_then(|src| line_of_variable(src, &message));
+            ComposeError::Template {
                 layer: self.layer.clone(),
-                what: format!("template {name}"),
-                message: chain(&e),
-            })
+                what: match line {
+                    Some(l) => format!("template {name}, line {l}"),
+                    None => format!("template {name}"),
+                },
+                message,
+            }
+        })
     }
 
     /// Renders an inline string; `what` says where it came from for errors
@@ -73,6 +89,25 @@ impl LayerTemplates {
                 message: chain(&e),
             })
     }
+}
+
+/// tera's render errors name a missing variable but not where it is used:
+/// the first line using it inside a tag is where to look.
+fn line_of_variable(source: &str, message: &str) -> Option<usize> {
+    let start = message.find("Variable `")? + "Variable `".len();
+    let name = &message[start..start + message[start..].find('`')?];
+    source
+        .lines()
+        .position(|line| {
+            let tags = line.contains("{{") || line.contains("{%");
+            tags && line.match_indices(name).any(|(i, _)| {
+                let before = line[..i].chars().last();
+                let after = line[i + name.len()..].chars().next();
+                let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                !ident(before) && !ident(after)
+            })
+        })
+        .map(|i| i + 1)
 }
 
 /// tera puts the useful part of a message in the error's sources.

@@ -518,6 +518,62 @@ pub const ALLOWED_CLOUD_CONFIG_KEYS: &[&str] = &[
     "bootcmd",
 ];
 
+/// The type cloud-init expects for an allowed key. cloud-init 22.4 takes a
+/// string "false" for a boolean silently in places; ingot refuses it here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CcKind {
+    Str,
+    Bool,
+    /// `manage_etc_hosts`: true, false, "localhost" or "template".
+    BoolOrStr,
+    StrList,
+    Map,
+    /// `bootcmd`: commands as strings or argument lists.
+    Commands,
+}
+
+pub fn cloud_config_kind(key: &str) -> CcKind {
+    match key {
+        "hostname" | "fqdn" | "timezone" | "locale" => CcKind::Str,
+        "manage_etc_hosts" => CcKind::BoolOrStr,
+        "ssh_genkeytypes" => CcKind::StrList,
+        "ntp" | "swap" => CcKind::Map,
+        "bootcmd" => CcKind::Commands,
+        _ => CcKind::Bool,
+    }
+}
+
+impl CcKind {
+    /// Whether a value (before templates are rendered) can be of this kind.
+    pub fn accepts(self, v: &serde_yaml::Value) -> bool {
+        use serde_yaml::Value;
+        let template = matches!(v, Value::String(s) if s.contains("{{") || s.contains("{%"));
+        match self {
+            CcKind::Str => v.is_string(),
+            CcKind::Bool => v.is_bool() || template,
+            CcKind::BoolOrStr => v.is_bool() || v.is_string(),
+            CcKind::StrList => v
+                .as_sequence()
+                .is_some_and(|s| s.iter().all(Value::is_string)),
+            CcKind::Map => v.is_mapping(),
+            CcKind::Commands => v
+                .as_sequence()
+                .is_some_and(|s| s.iter().all(|c| c.is_string() || c.is_sequence())),
+        }
+    }
+
+    pub fn expected(self) -> &'static str {
+        match self {
+            CcKind::Str => "a string",
+            CcKind::Bool => "true or false",
+            CcKind::BoolOrStr => "true, false, \"localhost\" or \"template\"",
+            CcKind::StrList => "a list of strings",
+            CcKind::Map => "a mapping",
+            CcKind::Commands => "a list of commands",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(try_from = "serde_yaml::Mapping")]
 pub struct CloudConfigKeys(pub Vec<(String, serde_yaml::Value)>);
@@ -535,6 +591,14 @@ impl TryFrom<serde_yaml::Mapping> for CloudConfigKeys {
                 return Err(format!(
                     "cloud_config key `{key}` is not one ingot lets a layer set; expected one of: {}",
                     ALLOWED_CLOUD_CONFIG_KEYS.join(", ")
+                ));
+            }
+            let kind = cloud_config_kind(&key);
+            if !kind.accepts(&v) {
+                return Err(format!(
+                    "cloud_config key `{key}` must be {}, got {}",
+                    kind.expected(),
+                    serde_yaml::to_string(&v).unwrap_or_default().trim()
                 ));
             }
             keys.push((key, v));

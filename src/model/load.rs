@@ -278,6 +278,19 @@ mod tests {
     }
 
     #[test]
+    fn cloud_config_values_have_cloud_inits_types() {
+        let err = layer_err(&format!(
+            "{HEAD}cloud_config:\n  boot:\n    ssh_pwauth: \"no\"\n"
+        ));
+        assert!(
+            err.contains("cloud_config key `ssh_pwauth` must be true or false, got no"),
+            "{err}"
+        );
+        let ok = format!("{HEAD}cloud_config:\n  boot:\n    ssh_pwauth: \"{{{{ pw }}}}\"\n");
+        assert!(parse::<Layer>(Path::new("x"), ok.as_bytes()).is_ok());
+    }
+
+    #[test]
     fn keys_sign_only_their_source() {
         let err = layer_err(&format!(
             "{HEAD}apt:\n  sources:\n    x:\n      source: deb https://example.org stable main\n      key: abc\n"
