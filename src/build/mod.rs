@@ -183,13 +183,15 @@ pub async fn build<B: Builder>(
     write(&staging.join("manifest.json"), &text)?;
     guard.finish(&dir)?;
     progress.say(&format!(
-        "built {} ({:.0} MiB, sha256 {sha256}) in {:.0} s: bake {:.0} s, conversion {:.0} s, ingot's own work {:.1} s",
+        "built {} ({:.0} MiB, sha256 {sha256}) in {:.0} s: base {:.0} s, guest {:.0} s, conversion {:.0} s, hashing {:.1} s, the rest {:.1} s",
         dir.join("image.qcow2").display(),
         bytes as f64 / 1048576.0,
         total_seconds,
+        base_seconds,
         baked.bake_seconds,
         baked.convert_seconds,
-        total_seconds - baked.bake_seconds - baked.convert_seconds - base_seconds,
+        hash_seconds,
+        total_seconds - baked.bake_seconds - baked.convert_seconds - base_seconds - hash_seconds,
     ));
     Ok(Artifact {
         dir,

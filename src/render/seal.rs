@@ -74,6 +74,9 @@ say "[ingot] seal: bake health checks"
 say "[ingot] seal: preparing the image"
 sh -e {prepare} || fail "image preparation"
 rm -f {unit_path} {script} {prepare}
+# Blocks freed by the preparation (apt caches, logs) become holes in the
+# disk, which the conversion to a golden image then skips.
+fstrim --all >/dev/null 2>&1 || true
 sync
 say "INGOT-BAKE-OK {image} {digest}"
 systemctl --no-block poweroff
