@@ -134,9 +134,13 @@ fn stress_tree(layers: usize, files: usize) -> tempfile::TempDir {
         let ldir = dir.path().join("layers").join(&name);
         std::fs::create_dir_all(&ldir).unwrap();
         std::fs::write(ldir.join("layer.yaml"), y).unwrap();
+        // Plain variable uses only: a loop over `layers` in every file would
+        // make the benchmark itself quadratic.
         std::fs::write(
             ldir.join("f.conf.tera"),
-            format!("# layer {name}\nlisten = 127.0.0.1:{{{{ p{i} }}}}\n{{% for l in layers %}}{{% if l == \"{name}\" %}}self = {{{{ l }}}}\n{{% endif %}}{{% endfor %}}"),
+            format!(
+                "# layer {name} of image {{{{ image.name }}}}\nlisten = 127.0.0.1:{{{{ p{i} }}}}\n{{% if distro == \"debian-12\" %}}family = {{{{ distro_family }}}}\n{{% endif %}}"
+            ),
         )
         .unwrap();
         names.push(name);

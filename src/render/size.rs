@@ -33,8 +33,10 @@ fn fit_within(phase: Phase, text: &[u8], limit: usize) -> Result<(Vec<u8>, bool)
 }
 
 /// Deterministic gzip: flate2 writes mtime 0 and no file name by default.
+/// The default level: `best` took 5 ms more on the Jitsi bake (74 kB) for
+/// 25 bytes less.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::best());
+    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::default());
     enc.write_all(data).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
 }
