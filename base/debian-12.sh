@@ -103,6 +103,8 @@ EOF
 # written by ingot base/debian-12.sh
 datasource_list: [NoCloud, None]
 manage_etc_hosts: true
+# cloud-init 22.4 also makes a DSA key, which OpenSSH 9.2 does not load.
+ssh_genkeytypes: [rsa, ecdsa, ed25519]
 EOF
 
   # ifupdown brings up lo; cloud-init renders the NIC's configuration into
@@ -258,7 +260,7 @@ main() {
   )
   run mmdebstrap --mode=root --variant=apt --components=main \
     --include="$includes" \
-    --customize-hook="\"$SELF\" __customize \"\$1\"" \
+    --customize-hook="bash \"$SELF\" __customize \"\$1\"" \
     "$SUITE" "$root" \
     "deb $mirror $SUITE main" \
     "deb $mirror $SUITE-updates main" \
