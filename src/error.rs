@@ -37,6 +37,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("cancelled (Ctrl-C): the VM and helper processes were stopped and staging folders removed; nothing was left behind")]
+    Cancelled,
     #[error("{}: cannot write: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -47,6 +49,8 @@ pub enum Error {
 /// Exit codes: 2 for input the user must fix, 1 for everything else.
 pub const EXIT_INVALID_INPUT: i32 = 2;
 pub const EXIT_FAILURE: i32 = 1;
+/// 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
+pub const EXIT_CANCELLED: i32 = 130;
 
 impl From<LoadError> for Error {
     fn from(e: LoadError) -> Self {
@@ -77,6 +81,7 @@ impl Error {
             } => EXIT_INVALID_INPUT,
             Error::Build(e) => e.code(),
             Error::Unsupported(_) => EXIT_INVALID_INPUT,
+            Error::Cancelled => EXIT_CANCELLED,
             Error::Render { .. } | Error::Write { .. } | Error::VerifyFailed { .. } => EXIT_FAILURE,
         }
     }
@@ -98,6 +103,7 @@ impl Error {
             Error::Build(_) => "build",
             Error::VerifyFailed { .. } => "verify",
             Error::Unsupported(_) => "unsupported",
+            Error::Cancelled => "cancelled",
         }
     }
 }

@@ -17,14 +17,35 @@ use crate::cli::VmArgs;
 use crate::progress::Progress;
 use crate::qemu::QemuConfig;
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
+/// Runs a long operation until it ends or the user presses Ctrl-C. On
+/// Ctrl-C the operation's future is dropped, so its guards clean up exactly
+/// once: VMs are killed by their own pid, helper process groups are asked to
+/// stop, staging folders are removed.
+fn cancellable<T, E>(op: impl std::future::Future<Output = Result<T, E>>) -> Result<T, Error>
+where
+    Error: From<E>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::Write {
             path: PathBuf::from("(tokio runtime)"),
             source,
-        })
+        })?;
+    rt.block_on(async {
+        tokio::select! {
+            r = op => r.map_err(Error::from),
+            _ = tokio::signal::ctrl_c() => Err(Error::Cancelled),
+        }
+    })
+}
+
+fn cache(cli: &Cli) -> crate::base::Cache {
+    crate::base::Cache::new(
+        cli.cache
+            .clone()
+            .unwrap_or_else(crate::base::Cache::default_root),
+    )
 }
 
 fn qemu_config(vm: &VmArgs) -> QemuConfig {
@@ -57,19 +78,18 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
                 .clone()
                 .unwrap_or_else(|| crate::config::default_layers_dir(image));
             let loaded = model::load_image(image, &layers)?;
-            let cache = crate::base::Cache::new(
-                cli.cache
-                    .clone()
-                    .unwrap_or_else(crate::base::Cache::default_root),
-            );
+            let cache = cache(cli);
             let progress = Progress::new("base", false);
-            let base = runtime()?
-                .block_on(cache.obtain(
-                    loaded.image.base.distro,
-                    &loaded.image.base.source,
-                    &progress,
-                ))
-                .map_err(|e| Error::from(BuildError::from(e)))?;
+            let base = cancellable(async {
+                cache
+                    .obtain(
+                        loaded.image.base.distro,
+                        &loaded.image.base.source,
+                        &progress,
+                    )
+                    .await
+                    .map_err(BuildError::from)
+            })?;
             Ok(Output::Base(base))
         }
         Command::Build {
@@ -88,11 +108,7 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;
             let opts = BuildOptions {
                 artifacts: artifacts.clone(),
-                cache: crate::base::Cache::new(
-                    cli.cache
-                        .clone()
-                        .unwrap_or_else(crate::base::Cache::default_root),
-                ),
+                cache: cache(cli),
                 timeout: Duration::from_secs(vm.timeout),
                 compression: *compression,
                 allow_degraded: vm.allow_degraded,
@@ -102,8 +118,7 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
                 qemu: qemu_config(vm),
             };
             let progress = Progress::new("build", false);
-            let artifact =
-                runtime()?.block_on(crate::build::build(&qemu, &input, &opts, &progress))?;
+            let artifact = cancellable(crate::build::build(&qemu, &input, &opts, &progress))?;
             Ok(Output::Built(artifact))
         }
         Command::Verify { artifact, vm } => {
@@ -113,7 +128,7 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
                 allow_degraded: vm.allow_degraded,
             };
             let progress = Progress::new("verify", false);
-            let report = runtime()?.block_on(crate::build::verify(artifact, &opts, &progress))?;
+            let report = cancellable(crate::build::verify(artifact, &opts, &progress))?;
             Ok(Output::Verified(report))
         }
         Command::Render { input, out } => {

@@ -1,6 +1,7 @@
 //! All integration tests, compiled into one binary (see Cargo.toml,
 //! `autotests = false`): one module per concern.
 
+mod base;
 mod cli;
 mod common;
 mod golden;

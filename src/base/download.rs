@@ -39,7 +39,8 @@ pub fn find_checksum(sums: &str, file: &str) -> Option<String> {
 }
 
 /// Streams `url` into `dest`, hashing as it goes; a checksum mismatch
-/// deletes the file. Ctrl-C stops the download and deletes it too.
+/// deletes the file. (`dest` is in a staging folder that is removed
+/// however the operation ends, Ctrl-C included.)
 pub async fn fetch_verified(
     url: &str,
     checksums_url: &str,
@@ -67,14 +68,7 @@ pub async fn fetch_verified(
     let mut done: u64 = 0;
     let mut shown = std::time::Instant::now();
     loop {
-        let chunk = tokio::select! {
-            c = resp.chunk() => c.map_err(|e| err(e.to_string()))?,
-            _ = tokio::signal::ctrl_c() => {
-                drop(file);
-                let _ = tokio::fs::remove_file(dest).await;
-                return Err(BaseError::Cancelled);
-            }
-        };
+        let chunk = resp.chunk().await.map_err(|e| err(e.to_string()))?;
         let Some(chunk) = chunk else { break };
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(io)?;

@@ -42,8 +42,6 @@ pub enum BaseError {
     Recipe { status: String, log: PathBuf },
     #[error("image base `{name}` is an image in Glance: it serves the openstack builder, not the local qemu builder")]
     InGlance { name: String },
-    #[error("cancelled; nothing was added to the cache")]
-    Cancelled,
 }
 
 /// A base image in the cache.
@@ -252,31 +250,14 @@ async fn build_recipe(staging: &Path, progress: &Progress) -> Result<(), BaseErr
             path: log.clone(),
             source,
         })?;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(line)) => {
-                    use std::io::Write;
-                    let _ = writeln!(kept, "{line}");
-                    if let Some(msg) = line.strip_prefix("[base] ") {
-                        progress.say(msg);
-                    }
-                }
-                _ => break,
-            },
-            _ = &mut ctrl_c => {
-                // The recipe cleans its own temporary folders on SIGTERM.
-                if let Some(pid) = child.id() {
-                    let _ = tokio::process::Command::new("kill")
-                        .args(["-TERM", &format!("-{pid}")])
-                        .status()
-                        .await;
-                }
-                let _ = child.wait().await;
-                return Err(BaseError::Cancelled);
-            }
+    // Dropped with this future on Ctrl-C: the recipe's process group gets
+    // SIGTERM and time to clean its temporary folders and mounts.
+    let _group = ProcessGroup(child.id());
+    while let Ok(Some(line)) = lines.next_line().await {
+        use std::io::Write;
+        let _ = writeln!(kept, "{line}");
+        if let Some(msg) = line.strip_prefix("[base] ") {
+            progress.say(msg);
         }
     }
     let status = child.wait().await.map_err(|source| BaseError::Io {
@@ -351,6 +332,39 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), BaseError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// A process group that is asked to stop (SIGTERM) when this is dropped
+/// before the group ended, and given up to 20 s to clean up after itself.
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let Some(pid) = self.0 else { return };
+        let group = format!("-{pid}");
+        let alive = || {
+            std::process::Command::new("kill")
+                .args(["-0", "--", &group])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !alive() {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .status();
+        for _ in 0..40 {
+            if !alive() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
+    }
 }
 
 /// Removes a staging folder however the operation ends; a folder already

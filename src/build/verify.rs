@@ -183,8 +183,6 @@ async fn wait_boot(
     let mut log = SerialLog::new(serial);
     let deadline = Instant::now() + timeout;
     let mut failed_checks = Vec::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         for line in log.new_lines() {
             if let Some(i) = line.find("[ingot] ") {
@@ -229,10 +227,7 @@ async fn wait_boot(
                 detail: format!("no INGOT-BOOT-READY within {} s", timeout.as_secs()),
             }]);
         }
-        tokio::select! {
-            _ = &mut ctrl_c => return Err(BuildError::Cancelled),
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
