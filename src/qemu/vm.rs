@@ -187,6 +187,24 @@ impl Vm {
     }
 }
 
+/// However the owner ends (an error, Ctrl-C dropping the operation), the VM
+/// is killed and reaped before ingot goes on or exits, so no guest outlives
+/// the command that started it.
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = self.child.start_kill();
+        for _ in 0..100 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
