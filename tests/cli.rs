@@ -462,3 +462,19 @@ fn when_conditions_switch_items_on_and_off() {
         .code(2)
         .stderr_has("error: image web: layer `web`: packages[1].when: ");
 }
+
+/// The seed journal's lesson: Prometheus and Jitsi's videobridge both
+/// wanted 9090, found only at run time. The real layers refuse it at once.
+#[test]
+fn prometheus_on_jitsis_port_is_refused_naming_both_layers() {
+    let out = crate::common::ingot()
+        .current_dir(crate::common::repo_root())
+        .args(["check", "images/jitsi-meet.yaml", "--set", "prometheus_port=9090"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: image jitsi-meet: port 9090/tcp is claimed twice: by service `jitsi-videobridge2` of layer `jitsi` and by service `prometheus` of layer `monitoring`; move one of them (usually with a port parameter)\n"
+    );
+}
