@@ -22,3 +22,11 @@ bench:
 # accept changed golden files after reading the diff
 bless:
     INGOT_BLESS=1 cargo test --release golden
+
+# end to end on real VMs: base, build web-debian, verify, rebuild, Ctrl-C
+e2e:
+    scripts/e2e
+
+# VM benchmarks side by side: ingot vs Packer 1.6.6, golden vs from-scratch boot (~30 min)
+bench-vm:
+    benches/vm.sh
