@@ -283,7 +283,12 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase) -> Vec<Value> {
         cmds.extend(list.iter().cloned());
     }
     if !plan.enable.is_empty() {
-        cmds.push(format!("systemctl enable {}", plan.enable.join(" ")));
+        // Debian's packages enable their units on install; enabling them
+        // again runs systemd-sysv-install for each (seconds under TCG).
+        cmds.push(format!(
+            "for unit in {}; do systemctl is-enabled --quiet \"$unit\" || systemctl enable \"$unit\"; done",
+            plan.enable.join(" ")
+        ));
     }
     if !plan.restart.is_empty() {
         cmds.push(format!("systemctl restart {}", plan.restart.join(" ")));
