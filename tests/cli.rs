@@ -469,7 +469,12 @@ fn when_conditions_switch_items_on_and_off() {
 fn prometheus_on_jitsis_port_is_refused_naming_both_layers() {
     let out = crate::common::ingot()
         .current_dir(crate::common::repo_root())
-        .args(["check", "images/jitsi-meet.yaml", "--set", "prometheus_port=9090"])
+        .args([
+            "check",
+            "images/jitsi-meet.yaml",
+            "--set",
+            "prometheus_port=9090",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
