@@ -103,7 +103,7 @@ pub async fn build<B: Builder>(
     let parent = opts.artifacts.join(&comp.image.name);
     let dir = parent.join(format!("{}-{short}", comp.image.version));
     if !opts.force {
-        if let Some(manifest) = existing(&dir, &digest) {
+        if let Some(manifest) = existing(&dir, &rendered.manifest) {
             progress.say(&format!(
                 "already built: {} (input digest {digest}); --force builds again",
                 dir.display()
@@ -204,11 +204,16 @@ fn round(s: f64) -> f64 {
     (s * 10.0).round() / 10.0
 }
 
-/// The manifest of a complete artifact for this digest, if there is one.
-fn existing(dir: &Path, digest: &str) -> Option<Value> {
+/// The manifest of a complete artifact for these inputs, if there is one.
+/// Its bake user-data must also be the one rendered now: an ingot that
+/// renders the same inputs differently does not reuse an older image.
+fn existing(dir: &Path, rendered: &Value) -> Option<Value> {
     let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
     let manifest: Value = serde_json::from_str(&text).ok()?;
-    let same = manifest["input_digest"].as_str() == Some(digest);
+    let digest = rendered["input_digest"].as_str()?;
+    let bake = rendered["user_data"]["bake"]["sha256"].as_str()?;
+    let same = manifest["input_digest"].as_str() == Some(digest)
+        && manifest["user_data"]["bake"]["sha256"].as_str() == Some(bake);
     (same && dir.join("image.qcow2").is_file()).then_some(manifest)
 }
 
@@ -281,5 +286,26 @@ impl Drop for Staging {
         if !self.done.get() {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_artifact_is_reused_only_for_the_same_digest_and_bake() {
+        let dir = tempfile::tempdir().unwrap();
+        let rendered = json!({"input_digest": "sha256:a", "user_data": {"bake": {"sha256": "b1"}}});
+        std::fs::write(dir.path().join("manifest.json"), rendered.to_string()).unwrap();
+        assert!(existing(dir.path(), &rendered).is_none(), "no image yet");
+        std::fs::write(dir.path().join("image.qcow2"), b"x").unwrap();
+        assert!(existing(dir.path(), &rendered).is_some());
+        let other_bake =
+            json!({"input_digest": "sha256:a", "user_data": {"bake": {"sha256": "b2"}}});
+        assert!(existing(dir.path(), &other_bake).is_none());
+        let other_digest =
+            json!({"input_digest": "sha256:c", "user_data": {"bake": {"sha256": "b1"}}});
+        assert!(existing(dir.path(), &other_digest).is_none());
     }
 }
