@@ -187,22 +187,23 @@ fn layers_text(layers: &[LayerSource]) -> String {
         if !l.params.is_empty() {
             let _ = writeln!(s, "  params");
             let width = l.params.keys().map(String::len).max().unwrap_or(0);
-            for (name, p) in &l.params {
-                let default = match &p.default {
+            let defaults: Vec<String> = l
+                .params
+                .values()
+                .map(|p| match &p.default {
                     Some(d) => format!("default {d}"),
                     None if p.required => "required".into(),
                     None => "optional".into(),
-                };
-                let _ = writeln!(
-                    s,
-                    "    {name:<width$}  {:<6}  {default}{}",
+                })
+                .collect();
+            let dwidth = defaults.iter().map(String::len).max().unwrap_or(0);
+            for ((name, p), default) in l.params.iter().zip(&defaults) {
+                let line = format!(
+                    "    {name:<width$}  {:<6}  {default:<dwidth$}  {}",
                     p.kind.to_string(),
-                    if p.description.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  — {}", p.description)
-                    }
+                    p.description
                 );
+                let _ = writeln!(s, "{}", line.trim_end());
             }
         }
     }

@@ -115,9 +115,8 @@ fn layers_lists_versions_and_parameters() {
     let r = Test::fixture().args(&["layers"]).run();
     r.success()
         .stdout_has("base 1.0.0 — the base every image starts from")
-        .stdout_has("fqdn        fqdn    required  — public DNS name")
-        .stdout_has("port   port    default 80")
-        .stdout_has("token  secret  optional  — API token");
+        .stdout_has("    admin_keys  list    default []\n    fqdn        fqdn    required    public DNS name\n")
+        .stdout_has("    port   port    default 80\n    token  secret  optional    API token");
     let j = Test::fixture().args(&["layers", "--json"]).run();
     let v = j.json();
     assert_eq!(v[1]["name"], "web");
