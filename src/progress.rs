@@ -19,10 +19,6 @@ impl Progress {
         }
     }
 
-    pub fn elapsed(&self) -> std::time::Duration {
-        self.start.elapsed()
-    }
-
     pub fn say(&self, message: &str) {
         tracing::info!("{message}");
         if self.quiet {

@@ -72,7 +72,6 @@ pub struct Baked {
     pub cloud_init_seconds: Option<f64>,
     pub bake_seconds: f64,
     pub convert_seconds: f64,
-    pub serial_log: PathBuf,
 }
 
 pub async fn build<B: Builder>(

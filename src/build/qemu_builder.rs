@@ -146,7 +146,6 @@ impl Builder for QemuBuilder {
             cloud_init_seconds: verdict.cloud_init_done.map(|d| d.as_secs_f64()),
             bake_seconds,
             convert_seconds: t.elapsed().as_secs_f64(),
-            serial_log: serial,
         })
     }
 }

@@ -9,10 +9,8 @@ mod manifest;
 mod seal;
 mod size;
 
-pub use checks::quote as shell_quote;
 pub use cloud_config::{check_path, RELEASE_PATH};
 pub use digest::input_digest;
-pub use seal::UNIT_NAME as SEAL_UNIT;
 pub use size::{NOVA_USER_DATA_LIMIT, NOVA_USER_DATA_RAW_LIMIT};
 
 use crate::compose::Composition;
