@@ -75,6 +75,13 @@ pub enum Command {
         compression: crate::qemu::Compression,
         #[command(flatten)]
         vm: VmArgs,
+        /// Publish the artifact to Glance once built (see `ingot publish`).
+        #[arg(long)]
+        publish: bool,
+        #[command(flatten)]
+        publish_args: PublishArgs,
+        #[command(flatten)]
+        cloud: CloudArgs,
     },
     /// Boot a built artifact as a new instance and check it from outside.
     Verify {
@@ -83,6 +90,78 @@ pub enum Command {
         #[command(flatten)]
         vm: VmArgs,
     },
+    /// Upload an artifact to Glance as a release: properties, streamed
+    /// upload, sha512 checked against Glance's. An artifact whose input
+    /// digest is already published is not uploaded again.
+    Publish {
+        /// An artifact folder written by `ingot build`.
+        artifact: PathBuf,
+        #[command(flatten)]
+        publish_args: PublishArgs,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// List the releases of an image in Glance: versions, dates, digests,
+    /// sizes, status, channels and the servers using each.
+    Releases {
+        /// The image's name (or its image file).
+        image: String,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// Point a channel at a release; promoting an older one rolls the
+    /// channel back.
+    Promote {
+        /// The image's name (or its image file).
+        image: String,
+        /// The release: its version, a digest prefix or its Glance id.
+        version: String,
+        /// The channel, e.g. stable.
+        #[arg(long)]
+        channel: String,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// Delete old releases, keeping the newest N and every release a
+    /// channel points to or a server uses.
+    Prune {
+        /// The image's name (or its image file).
+        image: String,
+        /// How many of the newest active releases to keep.
+        #[arg(long)]
+        keep: usize,
+        /// Show what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+}
+
+/// Which cloud, as the OpenStack tools choose it: `--os-cloud` or
+/// `OS_CLOUD` names a cloud in clouds.yaml; without either, the `OS_*`
+/// variables of an openrc file.
+#[derive(Debug, Args)]
+pub struct CloudArgs {
+    /// A cloud in clouds.yaml (default: $OS_CLOUD).
+    #[arg(long = "os-cloud", value_name = "NAME")]
+    pub os_cloud: Option<String>,
+    /// The region of the catalog's endpoints (default: $OS_REGION_NAME, else clouds.yaml).
+    #[arg(long = "os-region-name", value_name = "REGION")]
+    pub region: Option<String>,
+    /// public, internal or admin endpoints (default: $OS_INTERFACE, else public).
+    #[arg(long = "os-interface", value_name = "INTERFACE")]
+    pub interface: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Glance visibility of a new release.
+    #[arg(long, default_value = "private", value_parser = ["private", "shared", "community", "public"])]
+    pub visibility: String,
+    /// Attempts in all for an upload cut by a transient error.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub attempts: u32,
 }
 
 #[derive(Debug, Args)]

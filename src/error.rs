@@ -37,6 +37,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Release(Box<crate::release::ReleaseError>),
     #[error("cancelled (Ctrl-C): the VM and helper processes were stopped and staging folders removed; nothing was left behind")]
     Cancelled,
     #[error("{}: cannot write: {source}", path.display())]
@@ -68,6 +70,18 @@ impl From<crate::build::BuildError> for Error {
     }
 }
 
+impl From<crate::release::ReleaseError> for Error {
+    fn from(e: crate::release::ReleaseError) -> Self {
+        Error::Release(Box::new(e))
+    }
+}
+
+impl From<crate::cloud::CloudError> for Error {
+    fn from(e: crate::cloud::CloudError) -> Self {
+        Error::Release(Box::new(e.into()))
+    }
+}
+
 impl Error {
     pub fn code(&self) -> i32 {
         match self {
@@ -82,6 +96,11 @@ impl Error {
             Error::Build(e) => e.code(),
             Error::Unsupported(_) => EXIT_INVALID_INPUT,
             Error::Cancelled => EXIT_CANCELLED,
+            Error::Release(e) => match **e {
+                crate::release::ReleaseError::Cancelled { .. } => EXIT_CANCELLED,
+                ref other if other.is_input() => EXIT_INVALID_INPUT,
+                _ => EXIT_FAILURE,
+            },
             Error::Render { .. } | Error::Write { .. } | Error::VerifyFailed { .. } => EXIT_FAILURE,
         }
     }
@@ -104,6 +123,7 @@ impl Error {
             Error::VerifyFailed { .. } => "verify",
             Error::Unsupported(_) => "unsupported",
             Error::Cancelled => "cancelled",
+            Error::Release(e) => e.kind(),
         }
     }
 }

@@ -27,6 +27,7 @@
 pub mod base;
 pub mod build;
 pub mod cli;
+pub mod cloud;
 pub mod compose;
 pub mod config;
 pub mod error;
@@ -34,5 +35,6 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod qemu;
+pub mod release;
 pub mod render;
 pub mod run;

@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 use std::fmt::Write;
 use std::path::PathBuf;
 
+#[path = "output_release.rs"]
+mod release_out;
+
 pub enum Output {
     Layers(Vec<LayerSource>),
     Base(crate::base::BaseImage),
@@ -21,6 +24,22 @@ pub enum Output {
         comp: Composition,
         rendered: Rendered,
         out: PathBuf,
+    },
+    Published(crate::release::publish::Published),
+    BuiltAndPublished {
+        artifact: crate::build::Artifact,
+        published: crate::release::publish::Published,
+    },
+    Releases {
+        image: String,
+        releases: Vec<crate::release::Release>,
+    },
+    Promoted(crate::release::promote::Promotion),
+    Pruned {
+        image: String,
+        plan: Vec<crate::release::prune::Decision>,
+        dry_run: bool,
+        deleted: Vec<String>,
     },
 }
 
@@ -49,6 +68,28 @@ impl Output {
                 out.display(),
                 summary(comp, rendered)
             ),
+            Output::Published(p) => release_out::published_text(p),
+            Output::BuiltAndPublished {
+                artifact,
+                published,
+            } => format!(
+                "{}: {}\n{}",
+                if artifact.built {
+                    "built"
+                } else {
+                    "already built"
+                },
+                artifact.dir.display(),
+                release_out::published_text(published)
+            ),
+            Output::Releases { image, releases } => release_out::releases_text(image, releases),
+            Output::Promoted(p) => release_out::promoted_text(p),
+            Output::Pruned {
+                image,
+                plan,
+                dry_run,
+                deleted,
+            } => release_out::pruned_text(image, plan, *dry_run, deleted),
         }
     }
 
@@ -63,6 +104,31 @@ impl Output {
             Output::Checked { rendered, .. } => json!({"ok": true, "manifest": rendered.manifest}),
             Output::Rendered { rendered, out, .. } => {
                 json!({"ok": true, "out": out, "manifest": rendered.manifest})
+            }
+            Output::Published(p) => {
+                json!({"ok": true, "published": release_out::published_json(p)})
+            }
+            Output::BuiltAndPublished {
+                artifact,
+                published,
+            } => json!({
+                "ok": true,
+                "built": artifact.built,
+                "artifact": artifact.dir,
+                "manifest": artifact.manifest,
+                "published": release_out::published_json(published),
+            }),
+            Output::Releases { image, releases } => {
+                json!({"ok": true, "image": image, "releases": releases})
+            }
+            Output::Promoted(p) => json!({"ok": true, "promotion": p}),
+            Output::Pruned {
+                image,
+                plan,
+                dry_run,
+                deleted,
+            } => {
+                json!({"ok": true, "image": image, "dry_run": dry_run, "plan": plan, "deleted": deleted})
             }
         }
     }

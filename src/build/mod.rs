@@ -168,6 +168,8 @@ pub async fn build<B: Builder>(
             "bytes": bytes,
         },
         "cloud_init_status": baked.cloud_init_status,
+        // The SCS-0102 `image_build_date` of a release published from it.
+        "finished_at": crate::cloud::time::format_rfc3339(crate::cloud::time::now()),
         "seconds": {
             "base": round(base_seconds),
             "cloud_init": baked.cloud_init_seconds.map(round),

@@ -1,5 +1,7 @@
 //! Runs one subcommand: load, compose, render, and (for `render`) write.
 
+mod release;
+
 use crate::cli::{Cli, Command};
 use crate::compose::{self, Composition};
 use crate::config::ImageInput;
@@ -99,6 +101,9 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             force,
             compression,
             vm,
+            publish,
+            publish_args,
+            cloud,
         } => {
             if builder != "qemu" {
                 return Err(Error::Unsupported(format!(
@@ -118,8 +123,19 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
                 qemu: qemu_config(vm),
             };
             let progress = Progress::new("build", false);
+            // The cloud configuration is checked before a long build, not after.
+            if *publish {
+                release::session(cloud)?;
+            }
             let artifact = cancellable(crate::build::build(&qemu, &input, &opts, &progress))?;
-            Ok(Output::Built(artifact))
+            if !*publish {
+                return Ok(Output::Built(artifact));
+            }
+            let published = release::publish(&artifact.dir, publish_args, cloud)?;
+            Ok(Output::BuiltAndPublished {
+                artifact,
+                published,
+            })
         }
         Command::Verify { artifact, vm } => {
             let opts = VerifyOptions {
@@ -131,6 +147,28 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             let report = cancellable(crate::build::verify(artifact, &opts, &progress))?;
             Ok(Output::Verified(report))
         }
+        Command::Publish {
+            artifact,
+            publish_args,
+            cloud,
+        } => Ok(Output::Published(release::publish(
+            artifact,
+            publish_args,
+            cloud,
+        )?)),
+        Command::Releases { image, cloud } => release::releases(image, cloud),
+        Command::Promote {
+            image,
+            version,
+            channel,
+            cloud,
+        } => release::promote(image, version, channel, cloud),
+        Command::Prune {
+            image,
+            keep,
+            dry_run,
+            cloud,
+        } => release::prune(image, *keep, *dry_run, cloud),
         Command::Render { input, out } => {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;
             let (comp, rendered) = build(&input)?;
