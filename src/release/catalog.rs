@@ -59,11 +59,13 @@ pub fn releases(images: Vec<Image>, servers: Option<&[Server]>) -> Vec<Release> 
     let mut out: Vec<Release> = images
         .into_iter()
         .map(|i| {
-            let channels = i
+            // Glance keeps tags as a set: sort them for a stable output.
+            let mut channels: Vec<String> = i
                 .tags
                 .iter()
                 .filter_map(|t| t.strip_prefix(CHANNEL_PREFIX).map(str::to_string))
                 .collect();
+            channels.sort();
             let users = servers.map(|all| {
                 all.iter()
                     .filter(|s| s.image_id.as_deref() == Some(i.id.as_str()))

@@ -123,9 +123,9 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
                 qemu: qemu_config(vm),
             };
             let progress = Progress::new("build", false);
-            // The cloud configuration is checked before a long build, not after.
+            // Credentials and catalog are checked before a long build, not after.
             if *publish {
-                release::session(cloud)?;
+                release::preflight(cloud)?;
             }
             let artifact = cancellable(crate::build::build(&qemu, &input, &opts, &progress))?;
             if !*publish {

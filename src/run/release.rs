@@ -38,6 +38,16 @@ pub fn session(args: &CloudArgs) -> Result<Session, Error> {
     Ok(Session::new(cfg)?)
 }
 
+/// Before a long build that ends in a publish: the configuration resolves,
+/// Keystone accepts the credentials and the catalog has Glance.
+pub fn preflight(cloud: &CloudArgs) -> Result<(), Error> {
+    let session = session(cloud)?;
+    runtime()?.block_on(async {
+        Glance::from_session(&session).await?;
+        Ok(())
+    })
+}
+
 /// `IMAGE` may be a name or an image file (whose `name` is used).
 pub fn image_name(arg: &str) -> Result<String, Error> {
     let path = Path::new(arg);
