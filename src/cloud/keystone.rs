@@ -5,6 +5,7 @@
 
 use super::config::{CloudConfig, Credentials, NameOrId, Secret, Tls};
 use super::error::service_message;
+use super::retry::Retry;
 use super::CloudError;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
@@ -395,7 +396,38 @@ impl Session {
         url: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, CloudError> {
-        match self.send_once(service, method.clone(), url, &build).await {
+        // Requests that mean the same when repeated are retried through a
+        // brief outage; a create (POST) or a patch is not: a lost answer
+        // would make it happen twice.
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
+        let retry = if idempotent {
+            Retry::default()
+        } else {
+            Retry {
+                attempts: 1,
+                ..Retry::default()
+            }
+        };
+        retry
+            .run(
+                |_| self.send_reauth(service, method.clone(), url, &build),
+                CloudError::is_transient,
+                |e, n| tracing::warn!(%url, attempt = n, "{service}: {e}; trying again"),
+            )
+            .await
+    }
+
+    async fn send_reauth(
+        &self,
+        service: &'static str,
+        method: Method,
+        url: &str,
+        build: &impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, CloudError> {
+        match self.send_once(service, method.clone(), url, build).await {
             Err(e) if e.status() == Some(401) => {
                 tracing::info!(%url, "{service} refused the token (401): authenticating again");
                 self.send_once(service, method, url, build).await
