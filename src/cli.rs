@@ -175,6 +175,9 @@ pub struct VmArgs {
     /// Guest CPUs.
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
+    /// Guest CPU model (default: max under tcg, host under kvm).
+    #[arg(long, value_name = "MODEL")]
+    pub cpu: Option<String>,
     /// Seconds before a VM that has not finished is stopped.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,

@@ -81,6 +81,14 @@ fn marker<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     Some(line[i + name.len()..].trim())
 }
 
+/// Build-only settings, in the seed's vendor-data so that they shape the
+/// bake VM and never the image: the bake's SSH host keys are thrown away by
+/// the image preparation (each instance makes its own at first boot), so
+/// one fast ed25519 key replaces RSA-3072 + ECDSA + ed25519, seconds of
+/// emulated CPU under TCG. sshd still starts, for the bake's checks. The
+/// image's user-data wins over vendor-data wherever both set a key.
+pub const BAKE_VENDOR_DATA: &str = "#cloud-config\nssh_genkeytypes: [ed25519]\n";
+
 impl Builder for QemuBuilder {
     fn name(&self) -> &'static str {
         "qemu"
@@ -96,7 +104,14 @@ impl Builder for QemuBuilder {
             job.image,
             std::process::id()
         );
-        qemu::write_seed(job.work, &seed, job.user_data, &meta).await?;
+        qemu::write_seed(
+            job.work,
+            &seed,
+            job.user_data,
+            &meta,
+            Some(BAKE_VENDOR_DATA),
+        )
+        .await?;
         let boot = match (&job.base.kernel, &job.base.initrd) {
             (Some(k), Some(i)) => Boot::Kernel {
                 kernel: job.base.dir.join(k),

@@ -93,7 +93,7 @@ pub async fn verify(
     let seed = work.0.join("seed.iso");
     let instance = format!("ingot-verify-{}", std::process::id());
     let meta = format!("instance-id: {instance}\nlocal-hostname: {instance}\n");
-    qemu::write_seed(&work.0, &seed, user_data.as_bytes(), &meta).await?;
+    qemu::write_seed(&work.0, &seed, user_data.as_bytes(), &meta, None).await?;
 
     let ssh_port = free_port().map_err(io(artifact))?;
     let mut forwards = vec![Forward {

@@ -1,5 +1,6 @@
 //! The NoCloud seed: an ISO 9660 volume labelled `cidata` holding
-//! `user-data` and `meta-data`, which cloud-init finds without a network.
+//! `user-data`, `meta-data` and optionally `vendor-data`, which cloud-init
+//! finds without a network.
 
 use super::{run_checked as run, QemuError};
 use std::path::Path;
@@ -10,6 +11,7 @@ pub async fn write_seed(
     iso: &Path,
     user_data: &[u8],
     meta_data: &str,
+    vendor_data: Option<&str>,
 ) -> Result<(), QemuError> {
     let files = dir.join("seed");
     let io = |path: &Path| {
@@ -29,5 +31,10 @@ pub async fn write_seed(
         .args(["-volid", "cidata", "-joliet", "-rock"])
         .arg(&ud)
         .arg(&md);
+    if let Some(vd) = vendor_data {
+        let path = files.join("vendor-data");
+        tokio::fs::write(&path, vd).await.map_err(io(&path))?;
+        cmd.arg(&path);
+    }
     run(&mut cmd, "genisoimage").await.map(|_| ())
 }

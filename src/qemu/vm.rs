@@ -42,6 +42,22 @@ pub struct QemuConfig {
     pub accel: Accel,
     pub memory_mb: u32,
     pub cpus: u32,
+    /// The guest CPU model; `None` picks the fastest for the accelerator.
+    pub cpu: Option<String>,
+}
+
+impl QemuConfig {
+    /// Under TCG, `max` gives the guest every instruction QEMU emulates
+    /// (SSE4, AVX2, AES-NI, ...) instead of the 2003-era `qemu64`, so that
+    /// glibc, dpkg's decompressors and key generation take their fast
+    /// paths. Under KVM, the host's own CPU.
+    pub fn cpu_model(&self) -> &str {
+        match (&self.cpu, self.accel) {
+            (Some(c), _) => c,
+            (None, Accel::Tcg) => "max",
+            (None, Accel::Kvm) => "host",
+        }
+    }
 }
 
 impl Default for QemuConfig {
@@ -52,6 +68,7 @@ impl Default for QemuConfig {
             accel: Accel::Tcg,
             memory_mb: 2048,
             cpus: 2,
+            cpu: None,
         }
     }
 }
@@ -105,6 +122,8 @@ impl Vm {
             "q35".into(),
             "-accel".into(),
             accel.into(),
+            "-cpu".into(),
+            cfg.cpu_model().to_string(),
             "-smp".into(),
             cfg.cpus.to_string(),
             "-m".into(),
@@ -223,6 +242,7 @@ mod tests {
         };
         let args = Vm::args(&QemuConfig::default(), &spec).join(" ");
         assert!(args.contains("-accel tcg,thread=multi"), "{args}");
+        assert!(args.contains("-cpu max"), "{args}");
         assert!(
             args.contains("user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22"),
             "{args}"

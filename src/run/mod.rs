@@ -55,6 +55,7 @@ fn qemu_config(vm: &VmArgs) -> QemuConfig {
         accel: vm.accel,
         memory_mb: vm.memory,
         cpus: vm.cpus,
+        cpu: vm.cpu.clone(),
         ..QemuConfig::default()
     }
 }
