@@ -187,6 +187,17 @@ fn auth_body(credentials: &Credentials) -> Value {
     }
 }
 
+/// What went wrong with a request that got no HTTP answer, without the
+/// URL (the message names it already): "tcp connect error: Connection
+/// refused", "operation timed out".
+fn transport_message(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(inner) => error_chain(inner),
+        None => error_chain(e),
+    }
+}
+
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -290,7 +301,7 @@ impl Session {
                 service: "keystone",
                 method: "POST".into(),
                 url: url.clone(),
-                message: error_chain(&e),
+                message: transport_message(&e),
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -454,7 +465,7 @@ impl Session {
             service,
             method: method.to_string(),
             url: url.to_string(),
-            message: error_chain(&e),
+            message: transport_message(&e),
         })?;
         let status = response.status();
         if status.is_success() {

@@ -72,6 +72,16 @@ pub async fn publish<S: ImageService>(
     progress: &Progress,
     cancel: impl Future<Output = ()>,
 ) -> Result<Published, ReleaseError> {
+    // Polled now rather than first in the select below: tokio installs its
+    // Ctrl-C handler on the first poll, and until then a Ctrl-C kills the
+    // process outright, also while the create request is in flight, which
+    // leaves the record Glance creates anyway `queued`.
+    let mut cancel = std::pin::pin!(cancel);
+    if fired(cancel.as_mut()) {
+        return Err(ReleaseError::Cancelled {
+            cleanup: Cleanup::Nothing,
+        });
+    }
     let mut filters: Vec<(&str, &str)> = vec![(P_DIGEST, a.digest.as_str())];
     if let Some(o) = &opts.owner {
         filters.push(("owner", o.as_str()));
@@ -129,6 +139,11 @@ pub async fn publish<S: ImageService>(
         .built_at
         .unwrap_or_else(|| mtime(&a.dir.join("manifest.json")));
     let record = properties::new_image(a, &opts.visibility, built_at, virtual_size)?;
+    if fired(cancel.as_mut()) {
+        return Err(ReleaseError::Cancelled {
+            cleanup: Cleanup::Nothing,
+        });
+    }
     progress.say(&format!(
         "creating image {} ({} properties)",
         record.name,
@@ -147,7 +162,7 @@ pub async fn publish<S: ImageService>(
     let started = Instant::now();
     let outcome = tokio::select! {
         r = upload_and_verify(glance, a, opts, progress, &owned, &attempts, &record) => r,
-        _ = cancel => Err(ReleaseError::Cancelled { cleanup: Cleanup::Nothing }),
+        _ = cancel.as_mut() => Err(ReleaseError::Cancelled { cleanup: Cleanup::Nothing }),
     };
     let upload_seconds = started.elapsed().as_secs_f64();
     match outcome {
@@ -173,6 +188,12 @@ pub async fn publish<S: ImageService>(
             })
         }
     }
+}
+
+/// Whether `cancel` has completed, without waiting for it.
+fn fired<F: Future>(cancel: std::pin::Pin<&mut F>) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    cancel.poll(&mut cx).is_ready()
 }
 
 async fn cleanup<S: ImageService>(glance: &S, id: Option<String>, progress: &Progress) -> Cleanup {
