@@ -3,6 +3,8 @@
 
 mod base;
 mod cli;
+mod cloud;
 mod common;
 mod golden;
 mod real_tools;
+mod release_faults;

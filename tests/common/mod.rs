@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod cloud;
+pub mod fault_proxy;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
