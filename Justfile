@@ -30,3 +30,7 @@ e2e:
 # VM benchmarks side by side: ingot vs Packer 1.6.6, golden vs from-scratch boot (~30 min)
 bench-vm:
     benches/vm.sh
+
+# publish 1 GiB to the playground's Glance: ingot vs openstack CLI vs curl (~4 min)
+bench-publish:
+    benches/publish.sh
