@@ -1,10 +1,11 @@
 """Create the playground's Keystone objects, idempotently.
 
-Run by scripts/playground/start with /usr/bin/python3 once Keystone answers.
-Everything is get-or-create, so a restart on an existing directory changes
-nothing but endpoint URLs whose port was changed through the environment.
-One Python process instead of a dozen `openstack` invocations: each of those
-costs over a second of start-up.
+Run by scripts/playground/start with /usr/bin/python3: `provision.py keystone`
+once Keystone answers, and with the Nova side `provision.py nova` once Nova
+answers. Everything is get-or-create, so a restart on an existing directory
+changes nothing but endpoint URLs whose port was changed through the
+environment. One Python process instead of a dozen `openstack` invocations:
+each of those costs over a second of start-up.
 
 Inputs (environment):
   KEYSTONE_URL   http://127.0.0.1:PORT        GLANCE_URL  http://127.0.0.1:PORT
@@ -12,6 +13,11 @@ Inputs (environment):
   APPCRED_FILE   where the application credential's id and secret are kept
                  (KEY=value lines, mode 0600); Keystone shows a secret only
                  once, at creation.
+  WITH_NOVA      1: also the service users nova, placement and neutron and
+                 the compute, placement and network endpoints, from
+                 NOVA_URL PLACEMENT_URL NEUTRON_URL and
+                 NOVA_PASSWORD PLACEMENT_PASSWORD NEUTRON_PASSWORD.
+  (nova phase)   KEYSTONE_URL NOVA_URL ADMIN_PASSWORD
 """
 
 import os
@@ -130,9 +136,50 @@ def ensure_appcred(ks_user, user_id, path):
     log(f"created application credential {APPCRED_NAME} ({cred.id})")
 
 
-def main():
+def admin_session():
+    auth = v3.Password(
+        auth_url=os.environ["KEYSTONE_URL"] + "/v3",
+        username="admin",
+        password=os.environ["ADMIN_PASSWORD"],
+        project_name="admin",
+        user_domain_id=DOMAIN,
+        project_domain_id=DOMAIN,
+    )
+    return ks_session.Session(auth=auth)
+
+
+# The flavor tests boot with. Small numbers: the fake hypervisor reports huge
+# resources, but real clouds' tiny flavors look like this.
+FLAVOR = {"name": "ingot.tiny", "vcpus": 1, "ram": 512, "disk": 1}
+
+
+def provision_nova():
+    """Objects only Nova's API can make: the test flavor."""
+    from novaclient import client as nova_client
+
+    nova = nova_client.Client(
+        "2.1",
+        session=admin_session(),
+        # The configured URL, not the catalog's (see keystone()).
+        endpoint_override=os.environ["NOVA_URL"] + "/v2.1",
+    )
+    existing = [f for f in nova.flavors.list(is_public=None) if f.name == FLAVOR["name"]]
+    if not existing:
+        nova.flavors.create(
+            FLAVOR["name"],
+            ram=FLAVOR["ram"],
+            vcpus=FLAVOR["vcpus"],
+            disk=FLAVOR["disk"],
+            flavorid="auto",
+            is_public=True,
+        )
+        log(f"created flavor {FLAVOR['name']}")
+
+
+def provision_keystone():
     env = os.environ
     admin = keystone("admin", env["ADMIN_PASSWORD"], "admin")
+    with_nova = env.get("WITH_NOVA") == "1"
 
     ensure_endpoints(admin, "identity", "keystone", env["KEYSTONE_URL"] + "/v3/")
     ensure_endpoints(admin, "image", "glance", env["GLANCE_URL"])
@@ -142,12 +189,38 @@ def main():
     # keystonemiddleware in Glance validates user tokens with this user.
     ensure_roles(admin, glance, service, ["admin"])
 
+    if with_nova:
+        ensure_endpoints(admin, "compute", "nova", env["NOVA_URL"] + "/v2.1")
+        ensure_endpoints(admin, "placement", "placement", env["PLACEMENT_URL"])
+        # Nova looks Neutron up in the catalog to ask it for servers' ports
+        # and security groups.
+        ensure_endpoints(admin, "network", "neutron", env["NEUTRON_URL"])
+        # Each validates tokens with its user; nova also talks to placement
+        # and neutron as itself. All need admin in project service.
+        for name, variable in (
+            ("nova", "NOVA_PASSWORD"),
+            ("placement", "PLACEMENT_PASSWORD"),
+            ("neutron", "NEUTRON_PASSWORD"),
+        ):
+            user = ensure_user(admin, name, env[variable], service)
+            ensure_roles(admin, user, service, ["admin"])
+
     ingot = ensure_project(admin, "ingot", "ingot playground project")
     user = ensure_user(admin, "ingot", env["INGOT_PASSWORD"], ingot)
     ensure_roles(admin, user, ingot, ["member", "reader"])
 
     as_ingot = keystone("ingot", env["INGOT_PASSWORD"], "ingot")
     ensure_appcred(as_ingot, user.id, env["APPCRED_FILE"])
+
+
+def main():
+    phase = sys.argv[1] if len(sys.argv) > 1 else "keystone"
+    if phase == "keystone":
+        provision_keystone()
+    elif phase == "nova":
+        provision_nova()
+    else:
+        sys.exit(f"usage: provision.py [keystone|nova], not {phase}")
 
 
 if __name__ == "__main__":
