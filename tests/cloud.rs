@@ -105,7 +105,8 @@ fn a_wrong_password_is_refused_by_keystone_and_never_printed() {
         .unwrap());
     assert_eq!(code, 1, "{stderr}");
     let expected = format!(
-        "error: keystone at http://127.0.0.1:5000/v3/auth/tokens refused the credentials of cloud `ingot-playground` in {}/clouds.yaml (HTTP 401): The request you have made requires authentication.",
+        "error: keystone at {}/auth/tokens refused the credentials of cloud `ingot-playground` in {}/clouds.yaml (HTTP 401): The request you have made requires authentication.",
+        pg.keystone_url(),
         t.path().display()
     );
     assert!(stderr.contains(&expected), "{stderr}");
@@ -145,7 +146,7 @@ fn the_token_is_reused_and_renewed_once_revoked() {
         // expiry or an operator would: Glance now refuses it.
         let token = s.token().await.unwrap();
         let revoked = reqwest::Client::new()
-            .delete("http://127.0.0.1:5000/v3/auth/tokens")
+            .delete(format!("{}/auth/tokens", pg.keystone_url()))
             .header("X-Auth-Token", token.expose())
             .header("X-Subject-Token", token.expose())
             .send()

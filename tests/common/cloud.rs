@@ -42,11 +42,27 @@ impl Playground {
         None
     }
 
-    /// Nova runs too (`INGOT_PLAYGROUND_NOVA=1` at start).
+    /// A setting of the last start, from DIR/ports.env.
+    fn setting(&self, key: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join("ports.env")).ok()?;
+        text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{key}="))
+                .map(str::to_string)
+        })
+    }
+
+    /// Nova runs too (`start --with-nova`).
     pub fn has_nova(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("ports.env"))
-            .map(|s| s.lines().any(|l| l.trim() == "INGOT_PLAYGROUND_NOVA=1"))
-            .unwrap_or(false)
+        self.setting("INGOT_PLAYGROUND_NOVA").as_deref() == Some("1")
+    }
+
+    /// `http://127.0.0.1:PORT/v3`
+    pub fn keystone_url(&self) -> String {
+        let port = self
+            .setting("INGOT_KEYSTONE_PORT")
+            .unwrap_or_else(|| "5000".into());
+        format!("http://127.0.0.1:{port}/v3")
     }
 
     /// `ingot` with this playground's clouds.yaml and no OS_* variables
