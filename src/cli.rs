@@ -175,7 +175,7 @@ pub struct VmArgs {
     /// Guest CPUs.
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
-    /// Guest CPU model (default: max under tcg, host under kvm).
+    /// Guest CPU model, e.g. host under kvm (default: QEMU's own).
     #[arg(long, value_name = "MODEL")]
     pub cpu: Option<String>,
     /// Seconds before a VM that has not finished is stopped.

@@ -327,3 +327,10 @@ fn secrets_make_two_variants_only_when_some_are_optional() {
     assert_eq!(mixed[0].secrets.len(), 1);
     assert_eq!(mixed[1].secrets[1].0, "JVB_SECRET");
 }
+
+/// The QEMU builder's build-only vendor-data is a cloud-config that
+/// `cloud-init schema` accepts, with valid shell in its `bootcmd`.
+#[test]
+fn the_bake_vendor_data_is_valid_cloud_config() {
+    cloud_init::check_document(ingot::build::BAKE_VENDOR_DATA).unwrap();
+}

@@ -12,7 +12,7 @@ mod qemu_builder;
 mod verify;
 
 pub use error::BuildError;
-pub use qemu_builder::{QemuBuilder, CLOUD_INIT_DEGRADED};
+pub use qemu_builder::{QemuBuilder, BAKE_VENDOR_DATA, CLOUD_INIT_DEGRADED};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 
 use crate::base::Cache;

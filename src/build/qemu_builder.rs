@@ -82,12 +82,20 @@ fn marker<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Build-only settings, in the seed's vendor-data so that they shape the
-/// bake VM and never the image: the bake's SSH host keys are thrown away by
-/// the image preparation (each instance makes its own at first boot), so
-/// one fast ed25519 key replaces RSA-3072 + ECDSA + ed25519, seconds of
-/// emulated CPU under TCG. sshd still starts, for the bake's checks. The
-/// image's user-data wins over vendor-data wherever both set a key.
-pub const BAKE_VENDOR_DATA: &str = "#cloud-config\nssh_genkeytypes: [ed25519]\n";
+/// bake VM and never the image. The image's user-data wins over
+/// vendor-data wherever both set a key (then the bake is only slower).
+/// - The bake's SSH host keys are thrown away by the image preparation
+///   (each instance makes its own at first boot): one fast ed25519 key
+///   instead of RSA-3072 + ECDSA + ed25519, seconds of emulated CPU under
+///   TCG. sshd still starts, for the bake's checks.
+/// - dpkg skips its fsync per unpacked file: the bake's disk is a
+///   throw-away overlay (a failed bake is discarded whole) and the seal
+///   syncs before power-off. The seal deletes this file before the checks.
+pub const BAKE_VENDOR_DATA: &str = "#cloud-config
+ssh_genkeytypes: [ed25519]
+bootcmd:
+  - [sh, -c, 'echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/ingot-bake-unsafe-io']
+";
 
 impl Builder for QemuBuilder {
     fn name(&self) -> &'static str {

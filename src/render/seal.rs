@@ -67,6 +67,9 @@ cloud-init status --wait >/dev/null 2>&1
 rc=$?
 say "INGOT-CLOUD-INIT-STATUS $rc"
 [ "$rc" -eq 1 ] && fail "cloud-init reported an error"
+# Build-only settings a builder may have added for the bake's speed (see
+# the QEMU builder's vendor-data) never reach the image.
+rm -f /etc/dpkg/dpkg.cfg.d/ingot-bake-*
 
 say "[ingot] seal: bake health checks"
 {checks} || fail "health checks"
