@@ -18,6 +18,11 @@
 //! - [`qemu`]: qemu-img, qemu-system, NoCloud seeds, serial consoles.
 //! - [`build`]: the `Builder` trait, the QEMU builder with its readiness
 //!   gate, artifacts, and `verify`.
+//! - [`cloud`]: OpenStack access: clouds.yaml / openrc, a Keystone v3
+//!   session, one trait per service (Glance, Nova) with its HTTP
+//!   implementation. Knows nothing of workflows.
+//! - [`release`]: Glance as the release store: publish, releases,
+//!   promote, prune, generic over the `cloud` traits.
 //! - [`run`]: executes a subcommand; [`output`]: prints its result as text
 //!   or JSON; [`error`]: the user-facing error and its exit code.
 //!

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use std::fmt::Write;
 use std::path::PathBuf;
 
-#[path = "output_release.rs"]
-mod release_out;
+mod release;
 
 pub enum Output {
     Layers(Vec<LayerSource>),
@@ -68,7 +67,7 @@ impl Output {
                 out.display(),
                 summary(comp, rendered)
             ),
-            Output::Published(p) => release_out::published_text(p),
+            Output::Published(p) => release::published_text(p),
             Output::BuiltAndPublished {
                 artifact,
                 published,
@@ -80,16 +79,16 @@ impl Output {
                     "already built"
                 },
                 artifact.dir.display(),
-                release_out::published_text(published)
+                release::published_text(published)
             ),
-            Output::Releases { image, releases } => release_out::releases_text(image, releases),
-            Output::Promoted(p) => release_out::promoted_text(p),
+            Output::Releases { image, releases } => release::releases_text(image, releases),
+            Output::Promoted(p) => release::promoted_text(p),
             Output::Pruned {
                 image,
                 plan,
                 dry_run,
                 deleted,
-            } => release_out::pruned_text(image, plan, *dry_run, deleted),
+            } => release::pruned_text(image, plan, *dry_run, deleted),
         }
     }
 
@@ -106,7 +105,7 @@ impl Output {
                 json!({"ok": true, "out": out, "manifest": rendered.manifest})
             }
             Output::Published(p) => {
-                json!({"ok": true, "published": release_out::published_json(p)})
+                json!({"ok": true, "published": release::published_json(p)})
             }
             Output::BuiltAndPublished {
                 artifact,
@@ -116,7 +115,7 @@ impl Output {
                 "built": artifact.built,
                 "artifact": artifact.dir,
                 "manifest": artifact.manifest,
-                "published": release_out::published_json(published),
+                "published": release::published_json(published),
             }),
             Output::Releases { image, releases } => {
                 json!({"ok": true, "image": image, "releases": releases})
