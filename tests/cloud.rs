@@ -463,7 +463,25 @@ fn prune_keeps_the_newest_the_channels_and_what_servers_use() {
         delete_all(&pg, &name);
         return;
     }
-    // A server booted from release 3 (Nova with its fake hypervisor).
+    // A server booted from release 3 (Nova with its fake hypervisor),
+    // deleted whatever happens next.
+    struct Server<'a>(&'a Playground, String);
+    impl Drop for Server<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("openstack")
+                .env("OS_CLIENT_CONFIG_FILE", &self.0.clouds)
+                .args([
+                    "--os-cloud",
+                    "ingot-playground",
+                    "server",
+                    "delete",
+                    "--wait",
+                    &self.1,
+                ])
+                .output();
+        }
+    }
+    let _server = Server(&pg, format!("{name}-srv"));
     let server = pg.openstack(
         "ingot-playground",
         &[
@@ -481,7 +499,7 @@ fn prune_keeps_the_newest_the_channels_and_what_servers_use() {
             &format!("{name}-srv"),
         ],
     );
-    let server_id = server["id"].as_str().unwrap().to_string();
+    assert_eq!(server["status"], "ACTIVE", "{server}");
 
     let dry = json(
         pg.ingot()
@@ -539,10 +557,7 @@ fn prune_keeps_the_newest_the_channels_and_what_servers_use() {
     let left: Vec<String> = channels(&pg, &name).into_iter().map(|(v, _)| v).collect();
     assert_eq!(left, ["5", "3", "2"], "{stdout}");
 
-    pg.openstack(
-        "ingot-playground",
-        &["server", "delete", "--wait", &server_id],
-    );
+    drop(_server);
     delete_all(&pg, &name);
 }
 

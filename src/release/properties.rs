@@ -2,7 +2,7 @@
 //! the same artifact and dates give the same record.
 //!
 //! Properties, later ones winning:
-//! 1. defaults: `architecture`, `hypervisor_type`, `os_type`, `hw_disk_bus`,
+//! 1. defaults: `architecture`, `os_type`, `hw_disk_bus`,
 //!    `hw_rng_model`, and the SCS-0102 policy fields (`replace_frequency:
 //!    never`, `provided_until: none`, `uuid_validity: notice`,
 //!    `image_source: private`);
@@ -21,6 +21,10 @@ const MAX_VALUE: usize = 255;
 /// enough for every layer here but Jitsi, whose image file sets its own.
 const DEFAULT_MIN_RAM_MB: u64 = 1024;
 const GIB: u64 = 1024 * 1024 * 1024;
+
+// Not `hypervisor_type`: Nova's scheduler keeps an image with it only on
+// hosts of that type (ImagePropertiesFilter), and a default cannot know the
+// cloud's; an image file may set it.
 
 /// Core fields Glance manages itself or ingot sets from its options.
 const CORE: &[&str] = &[
@@ -91,7 +95,6 @@ pub fn new_image(
     let mut p: BTreeMap<String, String> = BTreeMap::new();
     let defaults = [
         ("architecture", "x86_64"),
-        ("hypervisor_type", "qemu"),
         ("os_type", "linux"),
         ("hw_disk_bus", "virtio"),
         ("hw_rng_model", "virtio"),

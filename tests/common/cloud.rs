@@ -109,7 +109,10 @@ impl Playground {
             "openstack {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("openstack -f json")
+        let text = String::from_utf8_lossy(&out.stdout);
+        // `--wait` prints its progress before the JSON.
+        let json = text.find(['{', '[']).map(|i| &text[i..]).unwrap_or("");
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("openstack {args:?}: {e}: {text}"))
     }
 }
 
@@ -145,7 +148,9 @@ pub fn artifact(root: &Path, name: &str, version: &str, data: &[u8]) -> PathBuf 
             "name": name, "version": version, "description": format!("test image {name}"),
             "distro": "debian-12", "os_distro": "debian", "os_version": "12",
             "base": {"build": {"recipe": "debian-archive"}},
-            "properties": {"hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi"}
+            // min_ram fits the playground's ingot.tiny flavor: Nova refuses
+            // to boot an image on a flavor below its min_ram.
+            "properties": {"hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi", "min_ram": "512"}
         },
         "input_digest": format!("sha256:{digest}"),
         "layers": [{"name": "base", "version": "1.0.0"}],
