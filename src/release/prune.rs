@@ -40,6 +40,8 @@ pub fn plan(releases: &[Release], keep: usize, now: i64) -> Result<Vec<Decision>
                 (false, format!("used by {}", names.join(", ")))
             } else if r.protected {
                 (false, "protected in Glance".to_string())
+            } else if r.status == "deactivated" {
+                (false, "deactivated by an operator".to_string())
             } else if r.status == "active" {
                 (true, "older than the newest kept".to_string())
             } else if now - r.updated() < IN_PROGRESS_SECS {
@@ -110,6 +112,8 @@ mod tests {
         queued.status = "queued".into();
         let mut fresh = image("f", "6", "ffffffffffffff", "2026-05-31T23:55:00Z", &[]);
         fresh.status = "saving".into();
+        let mut off = image("g", "0.8", "99999999999999", "2025-11-01T00:00:00Z", &[]);
+        off.status = "deactivated".into();
         let images = vec![
             image("a", "1", "aaaaaaaaaaaaaa", "2026-01-01T00:00:00Z", &[]),
             image(
@@ -124,6 +128,7 @@ mod tests {
             image("e", "5", "eeeeeeeeeeeeee", "2026-05-01T00:00:00Z", &[]),
             queued,
             fresh,
+            off,
         ];
         let servers = [Server {
             id: "s".into(),
@@ -152,6 +157,7 @@ mod tests {
                 s("b", false, "channel stable"),
                 s("a", true, "older than the newest kept"),
                 s("q", true, "`queued`: an unfinished upload"),
+                s("g", false, "deactivated by an operator"),
             ]
         );
         assert_eq!(

@@ -110,7 +110,15 @@ pub async fn publish<S: ImageService>(
             });
         }
     }
-    for image in same.iter().filter(|i| i.status != "deleted") {
+    // Only records of an upload that never finished; a `deactivated` image
+    // was disabled on purpose by an operator and is left alone.
+    let unfinished = |status: &str| {
+        matches!(
+            status,
+            "queued" | "saving" | "uploading" | "importing" | "killed"
+        )
+    };
+    for image in same.iter().filter(|i| unfinished(&i.status)) {
         let updated = image.updated_at.as_deref().unwrap_or(&image.created_at);
         let age = crate::cloud::time::parse_utc(updated)
             .map(|t| crate::cloud::time::now() - t)
