@@ -17,10 +17,21 @@ pub fn script(phase: Phase, image: &str, checks: &[CheckOut]) -> String {
     s.push_str(
         r#"# Exit status: 0 when every check passed, 1 otherwise.
 failed=0
+results=$(mktemp -d) || exit 1
+trap 'rm -rf "$results"' EXIT
+count=0
 
-# check NAME TIMEOUT COMMAND...: retries COMMAND every 2 s until it succeeds
-# or TIMEOUT seconds have passed.
+# check NAME TIMEOUT COMMAND...: runs in the background, so that the checks
+# (independent probes, seconds each under emulation) overlap; the results
+# are printed in order once all have ended.
 check() {
+  count=$((count + 1))
+  run_check "$@" >"$results/$(printf %04d "$count")" 2>&1 &
+}
+
+# run_check NAME TIMEOUT COMMAND...: retries COMMAND every 2 s until it
+# succeeds or TIMEOUT seconds have passed.
+run_check() {
   name=$1; limit=$2; shift 2
   end=$(( $(date +%s) + limit ))
   while :; do
@@ -30,7 +41,6 @@ check() {
     fi
     if [ "$(date +%s)" -ge "$end" ]; then
       echo "INGOT-CHECK-FAILED $name: $(printf '%s' "$out" | tail -n 1)"
-      failed=1
       return 0
     fi
     sleep 2
@@ -78,7 +88,15 @@ unit_active() { # UNIT
         s.push_str(&line);
         s.push('\n');
     }
-    s.push_str("exit $failed\n");
+    s.push_str(
+        "wait\n\
+         for f in \"$results\"/*; do\n\
+         \x20 [ -e \"$f\" ] || continue\n\
+         \x20 cat \"$f\"\n\
+         \x20 grep -q '^INGOT-CHECK-FAILED' \"$f\" && failed=1\n\
+         done\n\
+         exit $failed\n",
+    );
     s
 }
 
@@ -158,5 +176,42 @@ mod tests {
         assert!(s.contains("\ncheck web/nginx 30 unit_active nginx\n"));
         assert!(s.contains("\ncheck web/conf 30 sh -c 'nginx -t'\n"));
         assert!(s.ends_with("exit $failed\n"));
+    }
+
+    /// The checks run side by side, their results print in declaration
+    /// order, and one failure makes the script fail (run by the real sh).
+    #[test]
+    fn checks_overlap_and_report_in_order() {
+        let cmd = |name: &str, command: &str, timeout| CheckOut {
+            layer: "t".into(),
+            name: name.into(),
+            kind: CheckKind::Command {
+                command: command.into(),
+            },
+            timeout,
+        };
+        let text = script(
+            Phase::Boot,
+            "img",
+            &[
+                cmd("slow", "sleep 2", 10),
+                cmd("bad", "echo nope; false", 1),
+                cmd("ok", "true", 10),
+            ],
+        );
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert_eq!(
+            stdout,
+            "ingot: check t/slow ok\nINGOT-CHECK-FAILED t/bad: nope\ningot: check t/ok ok\n"
+        );
+        // Sequentially: 2 s of sleep plus the failing check's 2 s retry.
+        assert!(started.elapsed() < std::time::Duration::from_millis(3500));
     }
 }
