@@ -27,19 +27,24 @@ fn cancellable<T, E>(op: impl std::future::Future<Output = Result<T, E>>) -> Res
 where
     Error: From<E>,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Write {
-            path: PathBuf::from("(tokio runtime)"),
-            source,
-        })?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         tokio::select! {
             r = op => r.map_err(Error::from),
             _ = tokio::signal::ctrl_c() => Err(Error::Cancelled),
         }
     })
+}
+
+/// The one runtime a command runs on: current-thread, ingot's futures are
+/// not `Send` and its work is I/O plus the upload's own reader thread.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Write {
+            path: PathBuf::from("(tokio runtime)"),
+            source,
+        })
 }
 
 fn cache(cli: &Cli) -> crate::base::Cache {

@@ -15,17 +15,10 @@ use crate::release::publish::{self, PublishOptions, Published};
 use crate::release::{catalog, promote, prune, ReleaseError};
 use std::path::Path;
 
-/// A runtime for cloud commands; they handle Ctrl-C themselves, so that
-/// cleanup (deleting an unfinished image) runs before the process exits.
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Write {
-            path: "(tokio runtime)".into(),
-            source,
-        })
-}
+// Cloud commands run on the same runtime without the Ctrl-C select of
+// `cancellable`: publish handles Ctrl-C itself, so that its cleanup
+// (deleting an unfinished image) runs before the process exits.
+use super::runtime;
 
 pub fn session(args: &CloudArgs) -> Result<Session, Error> {
     let selection = Selection {
