@@ -34,9 +34,11 @@ impl Progress {
         );
     }
 
-    pub fn bytes(&self, what: &str, done: u64, total: Option<u64>) {
+    /// A transfer's progress; the rate counts from `since`, the transfer's
+    /// own start (not the command's, which may have done other work first).
+    pub fn bytes(&self, what: &str, done: u64, total: Option<u64>, since: Instant) {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let rate = mib(done) / self.start.elapsed().as_secs_f64().max(0.001);
+        let rate = mib(done) / since.elapsed().as_secs_f64().max(0.001);
         match total {
             Some(t) if t > 0 => self.say(&format!(
                 "{what} {:.1}/{:.1} MiB ({:.0}%, {rate:.1} MiB/s)",

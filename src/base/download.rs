@@ -66,7 +66,8 @@ pub async fn fetch_verified(
     let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
     let mut hasher = Sha256::new();
     let mut done: u64 = 0;
-    let mut shown = std::time::Instant::now();
+    let started = std::time::Instant::now();
+    let mut shown = started;
     loop {
         let chunk = resp.chunk().await.map_err(|e| err(e.to_string()))?;
         let Some(chunk) = chunk else { break };
@@ -75,11 +76,11 @@ pub async fn fetch_verified(
         done += chunk.len() as u64;
         if shown.elapsed().as_secs() >= 2 {
             shown = std::time::Instant::now();
-            progress.bytes("downloading", done, total);
+            progress.bytes("downloading", done, total, started);
         }
     }
     file.flush().await.map_err(io)?;
-    progress.bytes("downloaded", done, total);
+    progress.bytes("downloaded", done, total, started);
     let actual = hex(&hasher.finalize());
     if actual != expected {
         drop(file);

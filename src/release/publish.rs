@@ -360,34 +360,15 @@ async fn send<S: ImageService>(
                         message: format!("nothing sent for {} s", opts.stall_after.as_secs()),
                     }));
                 }
-                progress.say(&upload_line(now, a.bytes, started.elapsed().as_secs_f64()));
+                progress.bytes("uploading", now, Some(a.bytes), started);
             }
         }
     }
-    progress.say(&upload_line(
-        a.bytes,
-        a.bytes,
-        started.elapsed().as_secs_f64(),
-    ));
+    progress.bytes("uploading", a.bytes, Some(a.bytes), started);
     hashes.await.map_err(|_| ReleaseError::Artifact {
         path: a.image_file.clone(),
         message: "was not read to its end during the upload".into(),
     })
-}
-
-fn upload_line(done: u64, total: u64, seconds: f64) -> String {
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    format!(
-        "uploading {:.1}/{:.1} MiB ({:.0}%, {:.1} MiB/s)",
-        mib(done),
-        mib(total),
-        if total > 0 {
-            done as f64 * 100.0 / total as f64
-        } else {
-            100.0
-        },
-        mib(done) / seconds.max(0.001)
-    )
 }
 
 async fn hash_file(a: &Artifact) -> Result<Hashes, ReleaseError> {
