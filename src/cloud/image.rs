@@ -85,15 +85,6 @@ impl NewImage {
     }
 }
 
-/// One JSON-patch operation on an image (Glance's
-/// `application/openstack-images-v2.1-json-patch`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Patch {
-    /// Adds the property, or replaces it if present.
-    Set(String, String),
-    Remove(String),
-}
-
 /// The image data, as a stream of chunks, with its length.
 pub struct ImageData {
     pub stream: Pin<Box<dyn futures_core::Stream<Item = std::io::Result<Bytes>> + Send>>,
@@ -112,8 +103,6 @@ pub trait ImageService {
     async fn get(&self, id: &str) -> Result<Option<Image>, CloudError>;
     /// Every image matching the filters (`name=value` query pairs), all pages.
     async fn list(&self, filters: &[(&str, &str)]) -> Result<Vec<Image>, CloudError>;
-    async fn update(&self, id: &str, current: &Image, patch: &[Patch])
-        -> Result<Image, CloudError>;
     async fn add_tag(&self, id: &str, tag: &str) -> Result<(), CloudError>;
     async fn remove_tag(&self, id: &str, tag: &str) -> Result<(), CloudError>;
     /// Deletes the image; `false` if it was already gone.
@@ -231,46 +220,6 @@ impl ImageService for Glance<'_> {
                 _ => return Ok(images),
             }
         }
-    }
-
-    async fn update(
-        &self,
-        id: &str,
-        current: &Image,
-        patch: &[Patch],
-    ) -> Result<Image, CloudError> {
-        let ops: Vec<Value> = patch
-            .iter()
-            .filter_map(|p| match p {
-                Patch::Set(k, v) => {
-                    let op = if current.properties.contains_key(k) {
-                        "replace"
-                    } else {
-                        "add"
-                    };
-                    Some(json!({"op": op, "path": format!("/{k}"), "value": v}))
-                }
-                Patch::Remove(k) => current
-                    .properties
-                    .contains_key(k)
-                    .then(|| json!({"op": "remove", "path": format!("/{k}")})),
-            })
-            .collect();
-        if ops.is_empty() {
-            return Ok(current.clone());
-        }
-        let url = self.image_url(id);
-        let body = serde_json::to_vec(&ops).map_err(|e| protocol(format!("PATCH {url}"), e))?;
-        self.session
-            .json(SERVICE, Method::PATCH, &url, |r| {
-                r.header(
-                    "Content-Type",
-                    "application/openstack-images-v2.1-json-patch",
-                )
-                .body(body.clone())
-                .timeout(REQUEST_TIMEOUT)
-            })
-            .await
     }
 
     async fn add_tag(&self, id: &str, tag: &str) -> Result<(), CloudError> {

@@ -274,14 +274,6 @@ impl Session {
         })
     }
 
-    pub fn config(&self) -> &CloudConfig {
-        &self.config
-    }
-
-    pub fn http(&self) -> &reqwest::Client {
-        &self.client
-    }
-
     pub fn authentications(&self) -> u32 {
         self.authentications.load(Ordering::Relaxed)
     }
