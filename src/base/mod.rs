@@ -40,7 +40,7 @@ pub enum BaseError {
     },
     #[error("the base image recipe failed ({status}); its output is in {}", log.display())]
     Recipe { status: String, log: PathBuf },
-    #[error("image base `{name}` is an image in Glance: it serves the openstack builder, not the local qemu builder")]
+    #[error("image base `{name}` is an image in Glance: it serves the openstack builder (`--builder openstack`), not the local qemu builder")]
     InGlance { name: String },
 }
 
@@ -127,7 +127,11 @@ impl Cache {
         let _cleanup = RemoveOnDrop(staging.clone());
         mkdir(&staging)?;
         let (file, source_text, kernel) = match source {
-            BaseSource::Glance { name } => return Err(BaseError::InGlance { name: name.clone() }),
+            BaseSource::Glance { .. } => {
+                return Err(BaseError::InGlance {
+                    name: source.label(),
+                })
+            }
             BaseSource::Url { url, checksums_url } => {
                 let expected = download::expected_sha256(url, checksums_url).await?;
                 if let Some(found) = self.load(&expected) {
@@ -199,7 +203,7 @@ fn key(distro: Distro, source: &BaseSource) -> String {
             let h = Sha256::digest(url.as_bytes());
             format!("{}-url-{}", distro.name(), hex(&h[..8]))
         }
-        BaseSource::Glance { name } => format!("glance-{name}"),
+        BaseSource::Glance { .. } => format!("glance-{}", source.label()),
     }
 }
 

@@ -8,12 +8,15 @@
 //! To look inside, verify adds one throw-away user with a fresh SSH key to
 //! the boot user-data of this one instance; the image is never modified.
 
-use super::qemu_builder::CLOUD_INIT_DEGRADED;
+use super::gate::{self, BootVerdict, Ending, CLOUD_INIT_DEGRADED};
+use super::qemu::QemuGuest;
 use super::BuildError;
+use crate::artifact::Artifact;
+use crate::model::{Exposure, Protocol};
 use crate::progress::Progress;
-use crate::qemu::{self, Boot, Forward, QemuConfig, SerialLog, Vm, VmSpec};
+use crate::protocol::{self, Event};
+use crate::qemu::{self, Boot, Forward, QemuConfig, Vm, VmSpec};
 use serde::Serialize;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,23 +56,13 @@ pub async fn verify(
         let path = path.to_path_buf();
         move |source| BuildError::Io { path, source }
     };
-    let manifest_path = artifact.join("manifest.json");
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).map_err(io(&manifest_path))?)
-            .map_err(|e| BuildError::Io {
-                path: manifest_path.clone(),
-                source: std::io::Error::other(e),
-            })?;
-    let image_name = manifest["image"]["name"]
-        .as_str()
-        .unwrap_or("?")
-        .to_string();
-    let version = manifest["image"]["version"]
-        .as_str()
-        .unwrap_or("?")
-        .to_string();
-    let image = std::path::absolute(artifact.join("image.qcow2")).map_err(io(artifact))?;
-    let boot_doc = std::fs::read(artifact.join("boot.user-data")).map_err(io(artifact))?;
+    let loaded = Artifact::load(artifact)?;
+    let manifest = &loaded.manifest;
+    let image_name = manifest.image.name.clone();
+    let version = manifest.image.version.clone();
+    let image = std::path::absolute(loaded.image_path()?).map_err(io(artifact))?;
+    let boot_path = artifact.join(&manifest.user_data.boot.file);
+    let boot_doc = std::fs::read(&boot_path).map_err(io(&boot_path))?;
 
     let work = Scratch::new(artifact.join(format!(".verify-{}", std::process::id())))?;
     let serial = artifact.join("verify.serial.log");
@@ -101,26 +94,17 @@ pub async fn verify(
         guest: 22,
     }];
     let mut public = Vec::new();
-    for p in manifest["ports"].as_array().into_iter().flatten() {
-        let (Some(port), Some(proto), Some(exposure)) = (
-            p["port"].as_u64(),
-            p["protocol"].as_str(),
-            p["exposure"].as_str(),
-        ) else {
-            continue;
-        };
-        if exposure == "public" {
-            public.push((
-                port as u16,
-                proto.to_string(),
-                p["layer"].as_str().unwrap_or("").to_string(),
-            ));
-            if proto == "tcp" && port != 22 {
-                forwards.push(Forward {
-                    host: free_port().map_err(io(artifact))?,
-                    guest: port as u16,
-                });
-            }
+    for p in manifest
+        .ports
+        .iter()
+        .filter(|p| p.exposure == Exposure::Public)
+    {
+        public.push((p.port, p.protocol.name().to_string(), p.layer.clone()));
+        if p.protocol == Protocol::Tcp && p.port != 22 {
+            forwards.push(Forward {
+                host: free_port().map_err(io(artifact))?,
+                guest: p.port,
+            });
         }
     }
     let spec = VmSpec {
@@ -131,14 +115,15 @@ pub async fn verify(
         serial_log: serial.clone(),
     };
     let started = Instant::now();
-    let mut vm = Vm::start(&opts.qemu, &spec, &work.0.join("qemu.stderr"))?;
+    let vm = Vm::start(&opts.qemu, &spec, &work.0.join("qemu.stderr"))?;
     progress.say(&format!(
         "booting {image_name} {version} by its own bootloader (pid {}); serial log {}",
         vm.pid,
         serial.display()
     ));
+    let mut guest = QemuGuest::new(vm, &serial);
     let outcome = async {
-        let boot = wait_boot(&mut vm, &serial, opts.timeout, progress).await?;
+        let boot = wait_boot(&mut guest, opts.timeout, progress).await?;
         let boot_seconds = started.elapsed().as_secs_f64();
         let mut checks = boot;
         progress.say("checking the instance over SSH");
@@ -160,7 +145,7 @@ pub async fn verify(
         Ok::<_, BuildError>((checks, boot_seconds))
     }
     .await;
-    vm.kill().await;
+    guest.vm.kill().await;
     let (checks, boot_seconds) = outcome?;
     let ok = checks.iter().all(|c| c.ok);
     Ok(VerifyReport {
@@ -175,72 +160,54 @@ pub async fn verify(
 
 /// Waits for the boot phase's verdict on the console.
 async fn wait_boot(
-    vm: &mut Vm,
-    serial: &Path,
+    guest: &mut QemuGuest,
     timeout: Duration,
     progress: &Progress,
 ) -> Result<Vec<CheckResult>, BuildError> {
-    let mut log = SerialLog::new(serial);
-    let deadline = Instant::now() + timeout;
-    let mut failed_checks = Vec::new();
-    loop {
-        for line in log.new_lines() {
-            if let Some(i) = line.find("[ingot] ") {
-                progress.say(&line[i + 8..]);
-            }
-            if let Some(i) = line.find("INGOT-CHECK-FAILED ") {
-                failed_checks.push(line[i + 19..].trim().to_string());
-            }
-            if line.contains("INGOT-BOOT-READY") {
-                progress.say("the instance reported ready");
-                return Ok(vec![CheckResult {
-                    name: "boot phase finished (INGOT-BOOT-READY)".into(),
-                    layer: None,
-                    ok: true,
-                    detail: String::new(),
-                }]);
-            }
-            if let Some(i) = line.find("INGOT-BOOT-FAILED") {
-                let mut out = vec![CheckResult {
-                    name: "boot phase finished".into(),
-                    layer: None,
-                    ok: false,
-                    detail: line[i..].to_string(),
-                }];
-                out.extend(failed_checks.iter().map(|c| check_failure(c)));
-                return Ok(out);
-            }
+    let mut verdict = BootVerdict::default();
+    let finished = |ok: bool, detail: String| CheckResult {
+        name: "boot phase finished".into(),
+        layer: None,
+        ok,
+        detail,
+    };
+    // The instance keeps running once it has decided: nothing to settle.
+    let ending = gate::watch(
+        guest,
+        &mut verdict,
+        timeout,
+        Duration::ZERO,
+        progress,
+        "booting",
+    )
+    .await?;
+    Ok(match ending {
+        Ending::Decided { .. } if verdict.ready => vec![CheckResult {
+            name: format!("boot phase finished ({})", protocol::BOOT_READY),
+            layer: None,
+            ok: true,
+            detail: String::new(),
+        }],
+        Ending::Decided { .. } => {
+            let mut out = vec![finished(false, verdict.failed.clone().unwrap_or_default())];
+            out.extend(
+                verdict
+                    .failed_checks
+                    .iter()
+                    .map(|(id, reason)| named_check(id, false, reason)),
+            );
+            out
         }
-        if vm.try_wait().is_some() {
-            return Ok(vec![CheckResult {
-                name: "boot phase finished".into(),
-                layer: None,
-                ok: false,
-                detail: "the VM stopped before the boot phase reported".into(),
-            }]);
-        }
-        if Instant::now() >= deadline {
-            return Ok(vec![CheckResult {
-                name: "boot phase finished".into(),
-                layer: None,
-                ok: false,
-                detail: format!("no INGOT-BOOT-READY within {} s", timeout.as_secs()),
-            }]);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// `layer/name: reason` as printed by the check scripts.
-fn check_failure(text: &str) -> CheckResult {
-    let (id, detail) = text.split_once(": ").unwrap_or((text, ""));
-    let (layer, name) = id.split_once('/').unwrap_or(("", id));
-    CheckResult {
-        name: format!("check {name}"),
-        layer: (!layer.is_empty()).then(|| layer.to_string()),
-        ok: false,
-        detail: detail.to_string(),
-    }
+        Ending::Stopped(_) => vec![finished(
+            false,
+            "the VM stopped before the boot phase reported".into(),
+        )],
+        Ending::Failed(why) => vec![finished(false, why)],
+        Ending::TimedOut => vec![finished(
+            false,
+            format!("no {} within {} s", protocol::BOOT_READY, timeout.as_secs()),
+        )],
+    })
 }
 
 /// What is run inside over SSH; prints `key=value` lines and check output.
@@ -249,7 +216,7 @@ cloud-init status --wait >/dev/null 2>&1; echo "cloud_init_status=$?"
 since=$(uptime -s)
 echo "installed=$(awk -v s="$since" '($1" "$2) >= s && ($3=="install" || $3=="upgrade") {print $4}' /var/log/dpkg.log 2>/dev/null | tr '\n' ' ')"
 /usr/local/lib/ingot/check-boot > /run/ingot-verify-checks 2>&1; echo "checks_status=$?"
-sed -n 's/^INGOT-CHECK-FAILED /check_failed=/p; s/^ingot: check \(.*\) ok$/check_ok=\1/p' /run/ingot-verify-checks
+sed 's/^/check_line=/' /run/ingot-verify-checks
 if command -v ufw >/dev/null 2>&1; then
   echo "ufw_status=$(ufw status | head -n 1)"
   ufw status | awk '$2=="ALLOW" && $1 !~ /\(v6\)/ && $0 !~ /\(v6\)/ {print "ufw_allow=" $1}'
@@ -302,13 +269,11 @@ async fn inside(
         ok: installed.is_empty(),
         detail: installed,
     });
-    for (k, v) in &values {
-        match *k {
-            "check_ok" => out.push(named_check(v, true, "")),
-            "check_failed" => {
-                let (id, detail) = v.split_once(": ").unwrap_or((v, ""));
-                out.push(named_check(id, false, detail));
-            }
+    // The check script's own lines, in the console protocol.
+    for (_, line) in values.iter().filter(|(k, _)| *k == "check_line") {
+        match protocol::parse(line) {
+            Some(Event::CheckOk { id }) => out.push(named_check(&id, true, "")),
+            Some(Event::CheckFailed { id, reason }) => out.push(named_check(&id, false, &reason)),
             _ => {}
         }
     }
@@ -346,10 +311,10 @@ async fn inside(
 }
 
 fn named_check(id: &str, ok: bool, detail: &str) -> CheckResult {
-    let (layer, name) = id.split_once('/').unwrap_or(("", id));
+    let (layer, name) = Event::split_id(id);
     CheckResult {
         name: format!("check {name}"),
-        layer: (!layer.is_empty()).then(|| layer.to_string()),
+        layer: layer.map(str::to_string),
         ok,
         detail: detail.to_string(),
     }
@@ -490,7 +455,7 @@ mod tests {
 
     #[test]
     fn check_failures_name_their_layer() {
-        let c = check_failure("nginx-certbot/https: HTTP 502, expected 200");
+        let c = named_check("nginx-certbot/https", false, "HTTP 502, expected 200");
         assert_eq!(c.layer.as_deref(), Some("nginx-certbot"));
         assert_eq!(c.name, "check https");
         assert_eq!(c.detail, "HTTP 502, expected 200");

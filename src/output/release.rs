@@ -59,7 +59,7 @@ pub fn releases_text(image: &str, releases: &[Release]) -> String {
                     .trim_end_matches('Z')
                     .to_string(),
                 r.size.map(mib).unwrap_or_else(|| "-".into()),
-                r.status.clone(),
+                r.status.to_string(),
                 if r.channels.is_empty() {
                     "-".into()
                 } else {
@@ -170,4 +170,101 @@ pub fn pruned_text(image: &str, plan: &[Decision], dry_run: bool, deleted: &[Str
         plan.len()
     );
     s
+}
+
+pub fn cloud_built_text(
+    results: &[(
+        String,
+        Result<crate::build::openstack::Released, crate::build::BuildError>,
+    )],
+) -> String {
+    let mut s = String::new();
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    for (name, r) in results {
+        match r {
+            Ok(rel) => {
+                let image = rel.image.name.as_deref().unwrap_or("");
+                if rel.reused {
+                    let _ = writeln!(
+                        s,
+                        "already released: {name}: {image} is image {}",
+                        rel.image.id
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "released: {name}: {image} is image {} ({}); cleanup: {}",
+                        rel.image.id,
+                        mib(rel.image.size.unwrap_or(0)),
+                        rel.cleanup
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "FAILED: {name}: {e}");
+            }
+        }
+    }
+    let _ = write!(
+        s,
+        "{} of {} build(s) succeeded",
+        results.len() - failed,
+        results.len()
+    );
+    s
+}
+
+pub fn cloud_built_json(
+    name: &str,
+    r: &Result<crate::build::openstack::Released, crate::build::BuildError>,
+) -> Value {
+    match r {
+        Ok(rel) => json!({
+            "image": name,
+            "ok": true,
+            "reused": rel.reused,
+            "release": rel.image,
+            "manifest": rel.manifest,
+            "cleanup": cleanup_json(&rel.cleanup),
+        }),
+        Err(e) => json!({
+            "image": name,
+            "ok": false,
+            "error": {"code": e.code(), "message": e.to_string()},
+            "cleanup": match e {
+                crate::build::BuildError::CloudBuild { cleanup, .. }
+                | crate::build::BuildError::CloudCancelled { cleanup, .. } => cleanup_json(cleanup),
+                _ => Value::Null,
+            },
+        }),
+    }
+}
+
+fn cleanup_json(c: &crate::build::openstack::Cleanup) -> Value {
+    json!({
+        "deleted": c.deleted.iter().map(|(k, id)| json!({"kind": k.name(), "id": id})).collect::<Vec<_>>(),
+        "left": c.left.iter().map(|(k, id, why)| json!({"kind": k.name(), "id": id, "why": why})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn gc_text(r: &crate::build::openstack::gc::Report) -> String {
+    use crate::build::openstack::gc::Action;
+    if r.items.is_empty() {
+        return "gc: nothing left by ingot builds".into();
+    }
+    let mut s = String::new();
+    for i in &r.items {
+        let what = match &i.action {
+            Action::Deleted => "deleted".to_string(),
+            Action::WouldDelete => "would delete".to_string(),
+            Action::Kept(why) => format!("kept ({why})"),
+            Action::Failed(why) => format!("FAILED ({why})"),
+        };
+        let _ = writeln!(
+            s,
+            "{what}: {} {} {} (build {}, found by the {})",
+            i.kind, i.id, i.name, i.build, i.found_by
+        );
+    }
+    s.trim_end().to_string()
 }

@@ -3,7 +3,7 @@
 
 use super::{ReleaseError, CHANNEL_PREFIX, P_DIGEST, P_IMAGE, P_VERSION};
 use crate::cloud::compute::{ComputeService, Server};
-use crate::cloud::image::{Image, ImageService};
+use crate::cloud::image::{Image, ImageService, ImageStatus};
 use crate::cloud::CloudError;
 use serde::Serialize;
 
@@ -16,7 +16,7 @@ pub struct Release {
     pub created_at: String,
     pub updated_at: String,
     pub size: Option<u64>,
-    pub status: String,
+    pub status: ImageStatus,
     pub channels: Vec<String>,
     /// `None` when the cloud has no compute service to ask.
     pub servers: Option<Vec<ServerRef>>,
@@ -32,7 +32,7 @@ pub struct ServerRef {
 
 impl Release {
     pub fn short_digest(&self) -> &str {
-        super::artifact::short(&self.digest)
+        crate::manifest::short_digest(&self.digest)
     }
 
     /// `2026.1.0 (6847e2d3e395)`, how lists name a release.
@@ -83,7 +83,7 @@ pub fn releases(images: Vec<Image>, servers: Option<&[Server]>) -> Vec<Release> 
                 created_at: i.created_at.clone(),
                 updated_at: i.updated_at.clone().unwrap_or_else(|| i.created_at.clone()),
                 size: i.size,
-                status: i.status.clone(),
+                status: i.status,
                 protected: i.protected,
                 channels,
                 servers: users,

@@ -37,6 +37,8 @@ pub enum ReleaseError {
     Artifact { path: PathBuf, message: String },
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Local(#[from] crate::artifact::ArtifactError),
     #[error("image {image}: property {key}: {message}")]
     Property {
         image: String,
@@ -124,7 +126,7 @@ impl ReleaseError {
     /// A stable name for `--json` consumers.
     pub fn kind(&self) -> &'static str {
         match self {
-            ReleaseError::Artifact { .. } => "artifact",
+            ReleaseError::Artifact { .. } | ReleaseError::Local(_) => "artifact",
             ReleaseError::Cloud(CloudError::Config(_)) => "cloud_config",
             ReleaseError::Cloud(CloudError::Auth { .. }) => "auth",
             ReleaseError::Cloud(_) => "cloud",
@@ -144,6 +146,7 @@ impl ReleaseError {
     pub fn is_input(&self) -> bool {
         match self {
             ReleaseError::Artifact { .. }
+            | ReleaseError::Local(_)
             | ReleaseError::Property { .. }
             | ReleaseError::BadChannel { .. }
             | ReleaseError::KeepZero { .. }

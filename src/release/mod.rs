@@ -4,14 +4,12 @@
 //! over the service traits of [`crate::cloud`], and decisions (which
 //! release a selector names, what prune deletes) are pure functions.
 //!
-//! - [`artifact`]: reads the artifact folder `ingot build` wrote.
 //! - [`properties`]: the image record: name, ingot, `os_*`, `hw_*`,
 //!   SCS-0102 properties.
 //! - [`publish`]: idempotent, verified, cancellable upload.
 //! - [`catalog`]: the releases of an image, with channels and servers.
 //! - [`promote`] and [`prune`].
 
-pub mod artifact;
 pub mod catalog;
 mod error;
 pub mod promote;
@@ -21,6 +19,18 @@ pub mod publish;
 mod stream;
 
 pub use catalog::Release;
+pub use stream::Hashes;
+
+/// Reads a file as an upload stream; its hashes arrive once it was read
+/// to its end.
+pub fn open_stream(
+    path: &std::path::Path,
+) -> std::io::Result<(stream::FileStream, tokio::sync::oneshot::Receiver<Hashes>)> {
+    stream::open(
+        path,
+        std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    )
+}
 pub use error::{Cleanup, ReleaseError};
 
 /// Every image ingot publishes carries this tag.
@@ -33,8 +43,13 @@ pub const P_VERSION: &str = "ingot_version";
 pub const P_DIGEST: &str = "ingot_digest";
 pub const P_LAYERS: &str = "ingot_layers";
 pub const P_BASE: &str = "ingot_base_sha256";
+/// Where the base came from, when its sha256 is unknown (`glance:<id>`).
+pub const P_BASE_SOURCE: &str = "ingot_base_source";
 pub const P_SHA256: &str = "ingot_sha256";
 pub const P_TOOL: &str = "ingot_tool";
+/// The `--set` values the image was rendered with, as a JSON object; absent
+/// when there were none. A deploy renders the same image's boot from it.
+pub const P_SET: &str = "ingot_set";
 
 /// A channel name: what a tag can hold and a person can type.
 pub fn check_channel(name: &str) -> Result<(), ReleaseError> {

@@ -5,7 +5,7 @@
 
 use super::catalog::{self, Release};
 use super::{check_channel, ReleaseError, CHANNEL_PREFIX};
-use crate::cloud::image::ImageService;
+use crate::cloud::image::{ImageService, ImageStatus};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,11 +29,11 @@ pub async fn promote<S: ImageService>(
     let tag = format!("{CHANNEL_PREFIX}{channel}");
     let releases = catalog::releases(catalog::images_of(glance, image, owner).await?, None);
     let target = catalog::select(image, &releases, selector)?.clone();
-    if target.status != "active" {
+    if target.status != ImageStatus::Active {
         return Err(ReleaseError::PromoteInactive {
             image: image.to_string(),
             version: target.label(),
-            status: target.status.clone(),
+            status: target.status.to_string(),
         });
     }
     let holders: Vec<Release> = releases

@@ -4,6 +4,7 @@
 
 use super::catalog::Release;
 use super::ReleaseError;
+use crate::cloud::image::ImageStatus;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -25,7 +26,7 @@ pub fn plan(releases: &[Release], keep: usize, now: i64) -> Result<Vec<Decision>
     Ok(releases
         .iter()
         .map(|r| {
-            let (delete, reason) = if r.status == "active" && kept_recent < keep {
+            let (delete, reason) = if r.status == ImageStatus::Active && kept_recent < keep {
                 kept_recent += 1;
                 (false, format!("one of the {keep} newest"))
             } else if !r.channels.is_empty() {
@@ -40,9 +41,9 @@ pub fn plan(releases: &[Release], keep: usize, now: i64) -> Result<Vec<Decision>
                 (false, format!("used by {}", names.join(", ")))
             } else if r.protected {
                 (false, "protected in Glance".to_string())
-            } else if r.status == "deactivated" {
+            } else if r.status == ImageStatus::Deactivated {
                 (false, "deactivated by an operator".to_string())
-            } else if r.status == "active" {
+            } else if r.status == ImageStatus::Active {
                 (true, "older than the newest kept".to_string())
             } else if now - r.updated() < IN_PROGRESS_SECS {
                 (
@@ -109,11 +110,11 @@ mod tests {
     #[test]
     fn keeps_newest_channels_and_used_ones() {
         let mut queued = image("q", "0.9", "00000000000000", "2025-12-01T00:00:00Z", &[]);
-        queued.status = "queued".into();
+        queued.status = ImageStatus::Queued;
         let mut fresh = image("f", "6", "ffffffffffffff", "2026-05-31T23:55:00Z", &[]);
-        fresh.status = "saving".into();
+        fresh.status = ImageStatus::Saving;
         let mut off = image("g", "0.8", "99999999999999", "2025-11-01T00:00:00Z", &[]);
-        off.status = "deactivated".into();
+        off.status = ImageStatus::Deactivated;
         let images = vec![
             image("a", "1", "aaaaaaaaaaaaaa", "2026-01-01T00:00:00Z", &[]),
             image(

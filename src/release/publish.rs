@@ -5,12 +5,13 @@
 //! that fails after the record exists (upload errors after their retries,
 //! a mismatch, Ctrl-C) deletes it, exactly once, and the error says so.
 
-use super::artifact::{qcow2_virtual_size, Artifact};
 use super::stream::{self, Hashes};
 use super::{properties, Cleanup, ReleaseError, P_DIGEST, TAG};
-use crate::cloud::image::{Image, ImageData, ImageService};
+use crate::artifact::{qcow2_virtual_size, Artifact};
+use crate::cloud::image::{Image, ImageData, ImageService, ImageStatus};
 use crate::cloud::retry::Retry;
 use crate::cloud::CloudError;
+use crate::manifest::ImageFile;
 use crate::progress::Progress;
 use std::cell::RefCell;
 use std::future::Future;
@@ -65,6 +66,23 @@ impl Published {
     }
 }
 
+/// The local image file of the artifact being published.
+struct Upload<'a> {
+    artifact: &'a Artifact,
+    path: std::path::PathBuf,
+    file: &'a ImageFile,
+}
+
+impl<'a> Upload<'a> {
+    fn new(artifact: &'a Artifact) -> Result<Self, ReleaseError> {
+        Ok(Upload {
+            artifact,
+            path: artifact.image_path()?,
+            file: artifact.file()?,
+        })
+    }
+}
+
 pub async fn publish<S: ImageService>(
     glance: &S,
     a: &Artifact,
@@ -82,18 +100,21 @@ pub async fn publish<S: ImageService>(
             cleanup: Cleanup::Nothing,
         });
     }
-    let mut filters: Vec<(&str, &str)> = vec![(P_DIGEST, a.digest.as_str())];
+    let artifact = a;
+    let a = &Upload::new(artifact)?;
+    let mut filters: Vec<(&str, &str)> =
+        vec![(P_DIGEST, a.artifact.manifest.input_digest.as_str())];
     if let Some(o) = &opts.owner {
         filters.push(("owner", o.as_str()));
     }
     let same = glance.list(&filters).await?;
     let mut removed = Vec::new();
     for image in &same {
-        if image.status == "active" {
+        if image.status == ImageStatus::Active {
             progress.say(&format!(
                 "{} {} is already published as image {} ({}): nothing to upload",
-                a.name,
-                a.version,
+                a.artifact.manifest.image.name,
+                a.artifact.manifest.image.version,
                 image.id,
                 image.name.as_deref().unwrap_or("")
             ));
@@ -112,22 +133,16 @@ pub async fn publish<S: ImageService>(
     }
     // Only records of an upload that never finished; a `deactivated` image
     // was disabled on purpose by an operator and is left alone.
-    let unfinished = |status: &str| {
-        matches!(
-            status,
-            "queued" | "saving" | "uploading" | "importing" | "killed"
-        )
-    };
-    for image in same.iter().filter(|i| unfinished(&i.status)) {
+    for image in same.iter().filter(|i| i.status.is_unfinished()) {
         let updated = image.updated_at.as_deref().unwrap_or(&image.created_at);
         let age = crate::cloud::time::parse_utc(updated)
             .map(|t| crate::cloud::time::now() - t)
             .unwrap_or(i64::MAX);
         if age < opts.stale_after.as_secs() as i64 {
             return Err(ReleaseError::InProgress {
-                digest: a.digest.clone(),
+                digest: a.artifact.manifest.input_digest.clone(),
                 id: image.id.clone(),
-                status: image.status.clone(),
+                status: image.status.to_string(),
                 since: updated.to_string(),
             });
         }
@@ -139,14 +154,21 @@ pub async fn publish<S: ImageService>(
         removed.push(image.id.clone());
     }
 
-    let virtual_size = qcow2_virtual_size(&a.image_file).map_err(|e| ReleaseError::Artifact {
-        path: a.image_file.clone(),
+    let virtual_size = qcow2_virtual_size(&a.path).map_err(|e| ReleaseError::Artifact {
+        path: a.path.clone(),
         message: e.to_string(),
     })?;
-    let built_at = a
-        .built_at
-        .unwrap_or_else(|| mtime(&a.dir.join("manifest.json")));
-    let record = properties::new_image(a, &opts.visibility, built_at, virtual_size)?;
+    let built_at = artifact
+        .build()?
+        .built_at()
+        .unwrap_or_else(|| mtime(&artifact.manifest_path()));
+    let record = properties::new_image(
+        &artifact.manifest,
+        artifact.build()?,
+        &opts.visibility,
+        built_at,
+        virtual_size,
+    )?;
     if fired(cancel.as_mut()) {
         return Err(ReleaseError::Cancelled {
             cleanup: Cleanup::Nothing,
@@ -179,7 +201,7 @@ pub async fn publish<S: ImageService>(
             reused: false,
             removed,
             attempts: attempts.get(),
-            bytes: a.bytes,
+            bytes: a.file.bytes,
             upload_seconds,
         }),
         Err(e) => {
@@ -230,7 +252,7 @@ async fn cleanup<S: ImageService>(glance: &S, id: Option<String>, progress: &Pro
 /// Retried part: send the data, then check what Glance stored.
 async fn upload_and_verify<S: ImageService>(
     glance: &S,
-    a: &Artifact,
+    a: &Upload<'_>,
     opts: &PublishOptions,
     progress: &Progress,
     owned: &RefCell<Option<String>>,
@@ -300,9 +322,9 @@ async fn ready_for_data<S: ImageService>(
 ) -> Result<Ready, ReleaseError> {
     for _ in 0..60 {
         match glance.get(id).await? {
-            Some(i) if i.status == "queued" => return Ok(Ready::Queued(id.to_string())),
-            Some(i) if i.status == "active" => return Ok(Ready::Active),
-            Some(i) if matches!(i.status.as_str(), "saving" | "uploading" | "importing") => {
+            Some(i) if i.status == ImageStatus::Queued => return Ok(Ready::Queued(id.to_string())),
+            Some(i) if i.status == ImageStatus::Active => return Ok(Ready::Active),
+            Some(i) if i.status.is_receiving() => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Some(_) => {
@@ -322,21 +344,21 @@ async fn ready_for_data<S: ImageService>(
 async fn send<S: ImageService>(
     glance: &S,
     id: &str,
-    a: &Artifact,
+    a: &Upload<'_>,
     opts: &PublishOptions,
     progress: &Progress,
 ) -> Result<Hashes, ReleaseError> {
     let sent = Arc::new(AtomicU64::new(0));
     let (file, hashes) =
-        stream::open(&a.image_file, sent.clone()).map_err(|e| ReleaseError::Artifact {
-            path: a.image_file.clone(),
+        stream::open(&a.path, sent.clone()).map_err(|e| ReleaseError::Artifact {
+            path: a.path.clone(),
             message: e.to_string(),
         })?;
     let upload = glance.upload(
         id,
         ImageData {
             stream: Box::pin(file),
-            len: a.bytes,
+            len: a.file.bytes,
         },
     );
     let mut upload = std::pin::pin!(upload);
@@ -360,30 +382,29 @@ async fn send<S: ImageService>(
                         message: format!("nothing sent for {} s", opts.stall_after.as_secs()),
                     }));
                 }
-                progress.bytes("uploading", now, Some(a.bytes), started);
+                progress.bytes("uploading", now, Some(a.file.bytes), started);
             }
         }
     }
-    progress.bytes("uploading", a.bytes, Some(a.bytes), started);
+    progress.bytes("uploading", a.file.bytes, Some(a.file.bytes), started);
     hashes.await.map_err(|_| ReleaseError::Artifact {
-        path: a.image_file.clone(),
+        path: a.path.clone(),
         message: "was not read to its end during the upload".into(),
     })
 }
 
-async fn hash_file(a: &Artifact) -> Result<Hashes, ReleaseError> {
-    let (mut s, done) = stream::open(&a.image_file, Arc::new(AtomicU64::new(0))).map_err(|e| {
-        ReleaseError::Artifact {
-            path: a.image_file.clone(),
+async fn hash_file(a: &Upload<'_>) -> Result<Hashes, ReleaseError> {
+    let (mut s, done) =
+        stream::open(&a.path, Arc::new(AtomicU64::new(0))).map_err(|e| ReleaseError::Artifact {
+            path: a.path.clone(),
             message: e.to_string(),
-        }
-    })?;
+        })?;
     while std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut s), cx))
         .await
         .is_some()
     {}
     done.await.map_err(|_| ReleaseError::Artifact {
-        path: a.image_file.clone(),
+        path: a.path.clone(),
         message: "could not be read to its end".into(),
     })
 }
@@ -392,7 +413,7 @@ async fn hash_file(a: &Artifact) -> Result<Hashes, ReleaseError> {
 async fn verify<S: ImageService>(
     glance: &S,
     id: &str,
-    a: &Artifact,
+    a: &Upload<'_>,
     h: &Hashes,
 ) -> Result<Image, ReleaseError> {
     let image = glance
@@ -402,10 +423,10 @@ async fn verify<S: ImageService>(
             id: id.to_string(),
             status: "deleted".into(),
         })?;
-    if image.status != "active" {
+    if image.status != ImageStatus::Active {
         return Err(ReleaseError::NotActive {
             id: id.to_string(),
-            status: image.status.clone(),
+            status: image.status.to_string(),
         });
     }
     let mismatch = |what, theirs: String, ours: String| ReleaseError::Mismatch {
@@ -414,10 +435,10 @@ async fn verify<S: ImageService>(
         theirs,
         ours,
     };
-    if h.sha256 != a.sha256 {
+    if h.sha256 != a.file.sha256 {
         return Err(mismatch(
             "artifact sha256 (the file changed since it was built)",
-            a.sha256.clone(),
+            a.file.sha256.clone(),
             h.sha256.clone(),
         ));
     }

@@ -1,6 +1,7 @@
 //! The release commands: a cloud session from the user's OpenStack
 //! configuration, then `release` over Glance (and Nova, for servers).
 
+use crate::artifact::Artifact;
 use crate::cli::{CloudArgs, PublishArgs};
 use crate::cloud::compute::Nova;
 use crate::cloud::config::{self, Selection, Sources};
@@ -10,7 +11,6 @@ use crate::cloud::{CloudError, Session};
 use crate::error::Error;
 use crate::output::Output;
 use crate::progress::Progress;
-use crate::release::artifact::Artifact;
 use crate::release::publish::{self, PublishOptions, Published};
 use crate::release::{catalog, promote, prune, ReleaseError};
 use std::path::Path;
@@ -76,7 +76,8 @@ async fn ctrl_c() {
 }
 
 pub fn publish(artifact: &Path, args: &PublishArgs, cloud: &CloudArgs) -> Result<Published, Error> {
-    let artifact = Artifact::load(artifact)?;
+    let artifact = Artifact::load(artifact).map_err(ReleaseError::from)?;
+    let bytes = artifact.file().map_err(ReleaseError::from)?.bytes;
     let session = session(cloud)?;
     let progress = Progress::new("publish", false);
     runtime()?.block_on(async {
@@ -92,9 +93,9 @@ pub fn publish(artifact: &Path, args: &PublishArgs, cloud: &CloudArgs) -> Result
         };
         progress.say(&format!(
             "publishing {} {} ({:.1} MiB) to {}",
-            artifact.name,
-            artifact.version,
-            artifact.bytes as f64 / 1048576.0,
+            artifact.manifest.image.name,
+            artifact.manifest.image.version,
+            bytes as f64 / 1048576.0,
             glance.base()
         ));
         let published = publish::publish(&glance, &artifact, &opts, &progress, ctrl_c()).await?;
