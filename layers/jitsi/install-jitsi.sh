@@ -12,6 +12,11 @@ set -euo pipefail
 # shellcheck source=/dev/null
 . /etc/ingot/jitsi.env
 : "${FQDN:?}" "${SECURE_DOMAIN:?}" "${NAT_MAPPING:?}" "${PUBLIC_IP=}"
+# The FQDN goes into sed and awk programs below: ingot only writes a valid
+# one (letters, digits, `-` and `.`), and this script makes sure of it.
+case "$FQDN" in
+    *[!A-Za-z0-9.-]*|'') echo "jitsi: refusing FQDN '$FQDN': letters, digits, '-' and '.' only" >&2; exit 1 ;;
+esac
 CACHE=/var/cache/ingot/jitsi
 LIB=/usr/local/libexec/ingot-layers
 APT_OPTS=(-o DPkg::Lock::Timeout=600 -y --no-install-recommends)

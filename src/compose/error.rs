@@ -128,6 +128,13 @@ pub enum ComposeError {
         file: String,
     },
 
+    #[error("layer `{layer}`: {what}: variable `{name}` is not defined: it is no parameter of the image's layers nor one of image, distro, distro_family, codename, phase, layers, ports")]
+    UndefinedVariable {
+        layer: String,
+        what: String,
+        name: String,
+    },
+
     #[error("layer `{layer}`: {what}: {message}")]
     Template {
         layer: String,
@@ -135,10 +142,54 @@ pub enum ComposeError {
         message: String,
     },
 
+    #[error("layer `{layer}`: secret parameter `{param}` is used in {what}; a path is printed in logs and errors, so it cannot hold a secret")]
+    SecretInPath {
+        layer: String,
+        param: String,
+        what: String,
+    },
+
+    /// Another error and the places in the input files it concerns.
+    #[error("{error}{}", sites.iter().map(|s| format!("\n  --> {s}")).collect::<String>())]
+    At {
+        error: Box<ComposeError>,
+        sites: Vec<super::locate::Site>,
+    },
+
+    /// Another error whose message held a secret's value, replaced.
+    #[error("{message}")]
+    Redacted { message: String },
+
     #[error("layer `{layer}`: secret parameter `{param}` is used in the bake phase ({what}); secrets never enter an image: move it to the boot phase")]
     SecretInBake {
         layer: String,
         param: String,
         what: String,
     },
+}
+
+impl ComposeError {
+    /// The error as it is, or, when its message holds a secret's value,
+    /// that message with each value replaced by `<secret NAME>`. Every
+    /// composition error passes here, whatever made it (a template's
+    /// `throw`, a rendered value in a type error, a path).
+    pub fn redact(self, secrets: &std::collections::BTreeMap<String, String>) -> ComposeError {
+        let mut message = self.to_string();
+        let mut found = false;
+        // Longest first, so that a secret inside another is not half-replaced.
+        let mut values: Vec<(&String, &String)> =
+            secrets.iter().filter(|(_, v)| !v.is_empty()).collect();
+        values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        for (name, value) in values {
+            if message.contains(value.as_str()) {
+                message = message.replace(value.as_str(), &format!("<secret {name}>"));
+                found = true;
+            }
+        }
+        if found {
+            ComposeError::Redacted { message }
+        } else {
+            self
+        }
+    }
 }

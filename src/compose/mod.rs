@@ -10,14 +10,26 @@
 //! - ports: one service per port and protocol (the Prometheus/Jitsi 9090
 //!   lesson);
 //! - users and cloud-config keys: one definition each (`bootcmd` appends).
+//!
+//! Rendered values are checked against where they go: file paths are
+//! normalised (`//etc/./x` is `/etc/x`, `..` refused) before the
+//! one-writer rule, health-check URLs, addresses and units must be what
+//! curl, bash and systemctl take, debconf and apt lines stay one line.
+//!
+//! Secrets reach the boot phase only, and only its files, commands and
+//! cloud-config: a check or a file path that uses one holds its marker
+//! instead ([`CheckOut::secrets`]), and no error message carries a
+//! secret's value (every message is searched for them).
 
 mod error;
 mod graph;
+mod locate;
 mod params;
 mod plan;
 mod template;
 
 pub use error::ComposeError;
+pub use locate::Site;
 pub use params::{env_name, Origin, Overrides, Resolved};
 pub use plan::{
     AptSourceOut, CheckOut, Composition, FileOut, ImageInfo, LayerInfo, Plan, Port, UserOut,
@@ -33,8 +45,19 @@ use template::LayerTemplates;
 
 /// Paths ingot writes itself; layers may not.
 pub const RESERVED_PREFIX: &str = "/usr/local/lib/ingot/";
+/// ingot's own files outside [`RESERVED_PREFIX`] (the seal's unit, the
+/// release record); `render` writes them (a test there keeps both lists equal).
+pub const RESERVED_PATHS: &[&str] = &[
+    "/etc/systemd/system/ingot-seal.service",
+    "/etc/ingot/release.json",
+];
 
 pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, ComposeError> {
+    compose_unredacted(loaded, overrides)
+        .map_err(|e| locate::locate(e, loaded).redact(&overrides.secrets))
+}
+
+fn compose_unredacted(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, ComposeError> {
     let image = &loaded.image;
     let distro = image.base.distro;
     let listed: Vec<&Layer> = loaded.layers.iter().map(|l| &l.layer).collect();
@@ -43,6 +66,7 @@ pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, Co
     let layers: Vec<&Layer> = sources.iter().map(|s| &s.layer).collect();
 
     let params = params::resolve(&image.name, &image.params, &layers, overrides)?;
+    let warnings = params::unused_secrets(&image.name, &layers, overrides);
 
     let mut templates = sources
         .iter()
@@ -50,13 +74,21 @@ pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, Co
         .collect::<Result<Vec<_>, _>>()?;
 
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-    let base_ctx = |phase: Phase, ports: &Json| {
+    // `named`: secrets as their markers, for what must name a secret but
+    // never hold it (checks, file paths). The bake is always rendered so.
+    let base_ctx = |phase: Phase, ports: &Json, named: bool| {
         let mut map = serde_json::Map::new();
         for (name, p) in &params {
             let value = if p.kind == ParamType::Secret && phase == Phase::Bake {
                 // The bake never sees a secret: a marker stands in, and any
                 // marker found in the bake output is an error.
                 Json::String(secret_marker(name))
+            } else if p.kind == ParamType::Secret && named {
+                // Truthy exactly when the value is.
+                match p.value.as_str() {
+                    Some(v) if !v.is_empty() => Json::String(secret_marker(name)),
+                    _ => p.value.clone(),
+                }
             } else {
                 p.value.clone()
             };
@@ -79,14 +111,25 @@ pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, Co
         &layers,
         &mut templates,
         distro,
-        &base_ctx(Phase::Bake, &json!([])),
+        &base_ctx(Phase::Bake, &json!([]), true),
     )?;
     let ports_json = serde_json::to_value(&ports).expect("ports serialize");
 
     let mut plans = Vec::with_capacity(2);
     for phase in Phase::ALL {
-        let ctx = base_ctx(phase, &ports_json);
-        let plan = build_plan(phase, &sources, &mut templates, &params, distro, &ctx)?;
+        let ctx = base_ctx(phase, &ports_json, false);
+        let named = base_ctx(phase, &ports_json, true);
+        let plan = build_plan(
+            phase,
+            &sources,
+            &mut templates,
+            &params,
+            distro,
+            &Contexts {
+                ctx: &ctx,
+                named: &named,
+            },
+        )?;
         if phase == Phase::Bake {
             find_secrets_in_bake(&plan, &params)?;
         }
@@ -116,7 +159,15 @@ pub fn compose(loaded: &Loaded, overrides: &Overrides) -> Result<Composition, Co
         ports,
         bake,
         boot,
+        warnings,
     })
+}
+
+/// The contexts a phase is rendered with: `ctx` with the values, `named`
+/// with secrets as markers.
+struct Contexts<'a> {
+    ctx: &'a tera::Context,
+    named: &'a tera::Context,
 }
 
 pub fn secret_marker(name: &str) -> String {
@@ -206,8 +257,9 @@ fn build_plan(
     templates: &mut [LayerTemplates],
     params: &BTreeMap<String, Resolved>,
     distro: Distro,
-    ctx: &tera::Context,
+    ctxs: &Contexts,
 ) -> Result<Plan, ComposeError> {
+    let ctx = ctxs.ctx;
     let mut plan = Plan::default();
     let mut debconf_owner: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut file_owner: BTreeMap<String, usize> = BTreeMap::new();
@@ -231,6 +283,7 @@ fn build_plan(
                     continue;
                 }
                 let line = tpl.render_inline(&format!("{what}.source"), &src.source, ctx)?;
+                one_line(name, &format!("{what}.source"), &line)?;
                 let key = match &src.key {
                     None => None,
                     Some(KeyRef::Inline(k)) => Some(k.clone()),
@@ -267,7 +320,9 @@ fn build_plan(
 
         let mut lines = Vec::new();
         for (i, raw) in layer.apt.debconf.for_phase(phase).iter().enumerate() {
-            let line = tpl.render_inline(&format!("apt.debconf.{phase}[{i}]"), raw, ctx)?;
+            let here = format!("apt.debconf.{phase}[{i}]");
+            let line = tpl.render_inline(&here, raw, ctx)?;
+            one_line(name, &here, &line)?;
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 3 {
                 return Err(ComposeError::BadDebconf {
@@ -342,13 +397,14 @@ fn build_plan(
             {
                 continue;
             }
-            let path = tpl.render_inline(&format!("files[{i}].path"), &spec.path, ctx)?;
-            if path.starts_with(RESERVED_PREFIX) {
+            let path = file_path(tpl, name, i, &spec.path, ctxs.named)?;
+            if path.starts_with(RESERVED_PREFIX) || RESERVED_PATHS.contains(&path.as_str()) {
                 return Err(ComposeError::Template {
                     layer: name.clone(),
                     what: format!("files[{i}].path"),
                     message: format!(
-                        "{path} is under {RESERVED_PREFIX}, which ingot writes itself"
+                        "{path} is a file ingot writes itself (under {RESERVED_PREFIX}, or one of {})",
+                        RESERVED_PATHS.join(", ")
                     ),
                 });
             }
@@ -480,6 +536,8 @@ fn build_plan(
                 });
             }
             let what = format!("checks[{i}]");
+            // Rendered with secrets as markers: the check names them.
+            let ctx = ctxs.named;
             if !check.phases.contains(&phase)
                 || !applies(&check.distros, distro)
                 || !enabled(tpl, &what, check.when.as_deref(), ctx)?
@@ -506,11 +564,14 @@ fn build_plan(
                     command: tpl.render_inline(&what, command, ctx)?,
                 },
             };
+            check_target(name, &what, &kind)?;
+            let secrets = secrets_named(name, &what, &kind, params)?;
             plan.checks.push(CheckOut {
                 layer: name.clone(),
                 name: check.name.clone(),
                 kind,
                 timeout: check.timeout,
+                secrets,
             });
         }
     }
@@ -527,7 +588,8 @@ fn build_plan(
             }
         }
     }
-    plan.packages = packages.into_keys().collect();
+    plan.packages = packages.keys().cloned().collect();
+    plan.package_layer = packages;
     plan.purge.sort();
     plan.purge.dedup();
     Ok(plan)
@@ -714,6 +776,131 @@ fn find_secrets_in_bake(
         )?;
     }
     Ok(())
+}
+
+/// A rendered line that must stay one (a debconf answer, an apt source):
+/// a newline would add another.
+fn one_line(layer: &str, what: &str, text: &str) -> Result<(), ComposeError> {
+    use crate::model::names::{OneLine, Rule};
+    OneLine::check(text).map_err(|e| ComposeError::Template {
+        layer: layer.to_string(),
+        what: what.to_string(),
+        message: format!("rendered text {e}"),
+    })
+}
+
+/// A file's path, rendered with secrets as markers (a path is printed in
+/// logs and errors: it may not hold a secret) and normalised.
+fn file_path(
+    tpl: &mut LayerTemplates,
+    layer: &str,
+    i: usize,
+    raw: &str,
+    named: &tera::Context,
+) -> Result<String, ComposeError> {
+    let what = format!("files[{i}].path");
+    let path = tpl.render_inline(&what, raw, named)?;
+    if let Some(param) = marker_in(&path) {
+        return Err(ComposeError::SecretInPath {
+            layer: layer.to_string(),
+            param,
+            what,
+        });
+    }
+    crate::model::names::normalize_path(&path).map_err(|message| ComposeError::Template {
+        layer: layer.to_string(),
+        what,
+        message,
+    })
+}
+
+/// The parameter whose marker `text` holds, if any.
+fn marker_in(text: &str) -> Option<String> {
+    let prefix = secret_marker("");
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find(&prefix)? + prefix.len();
+    let name: String = lower[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    Some(name)
+}
+
+/// What the check script hands a check's target to must take it: curl a
+/// URL (not an option), bash a host and port, systemctl a unit.
+fn check_target(layer: &str, what: &str, kind: &CheckKind) -> Result<(), ComposeError> {
+    use crate::model::names::{Rule, UnitName};
+    let problem = match kind {
+        CheckKind::Http { url, .. } => {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                Some(format!(
+                    "url {url:?} must start with http:// or https:// and hold no spaces"
+                ))
+            } else {
+                None
+            }
+        }
+        CheckKind::Tcp { address } => match address.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty()
+                    && !host.starts_with('-')
+                    && !host
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+                    && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+            {
+                None
+            }
+            _ => Some(format!(
+                "address {address:?} must be HOST:PORT, such as 127.0.0.1:22 or [::1]:22"
+            )),
+        },
+        CheckKind::Systemd { unit } => UnitName::check(unit).err(),
+        CheckKind::Command { command } => command
+            .contains('\0')
+            .then(|| "the command holds a NUL character".to_string()),
+    };
+    match problem {
+        None => Ok(()),
+        Some(message) => Err(ComposeError::Template {
+            layer: layer.to_string(),
+            what: what.to_string(),
+            message,
+        }),
+    }
+}
+
+/// The secret parameters a check (rendered with markers) uses. A marker
+/// that a filter changed (`| upper`) could not be put back: an error.
+fn secrets_named(
+    layer: &str,
+    what: &str,
+    kind: &CheckKind,
+    params: &BTreeMap<String, Resolved>,
+) -> Result<Vec<String>, ComposeError> {
+    let text = serde_json::to_string(kind).unwrap_or_default();
+    let lower = text.to_ascii_lowercase();
+    let mut used = Vec::new();
+    for (name, p) in params {
+        if p.kind != ParamType::Secret {
+            continue;
+        }
+        let marker = secret_marker(name);
+        if text.contains(&marker) {
+            used.push(name.clone());
+        } else if lower.contains(&marker.to_ascii_lowercase()) {
+            return Err(ComposeError::Template {
+                layer: layer.to_string(),
+                what: what.to_string(),
+                message: format!(
+                    "secret parameter `{name}` is changed by a filter: a check can use a secret only as it is"
+                ),
+            });
+        }
+    }
+    Ok(used)
 }
 
 fn first_line(s: &str) -> &str {

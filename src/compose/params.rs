@@ -31,16 +31,69 @@ pub struct Resolved {
     pub description: String,
 }
 
-/// What the user supplied besides the files.
-#[derive(Debug, Clone, Default)]
+/// What the user supplied besides the files. Its `Debug` shows secret
+/// names, never their values.
+#[derive(Clone, Default)]
 pub struct Overrides {
     /// `--set key=value`, in command-line order (the last one wins).
     pub set: Vec<(String, String)>,
     /// Secret values by parameter name (environment or secrets file).
     pub secrets: BTreeMap<String, String>,
+    /// Where each secret came from (`INGOT_SECRET_X`, the secrets file),
+    /// for warnings; a name missing here came from its variable.
+    pub secret_sources: BTreeMap<String, String>,
     /// Building an image needs no secret (the bake never sees one): a
     /// required secret without a value is then not an error.
     pub defer_required_secrets: bool,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("set", &self.set)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("defer_required_secrets", &self.defer_required_secrets)
+            .finish()
+    }
+}
+
+/// Secrets given that no layer reads: a misspelt name (the secret then
+/// silently missing) or a parameter that is no secret. Named, never shown.
+pub fn unused_secrets(image_name: &str, layers: &[&Layer], overrides: &Overrides) -> Vec<String> {
+    let Ok(specs) = declared(layers) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for name in overrides.secrets.keys() {
+        let source = overrides
+            .secret_sources
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| env_name(name));
+        match specs.get(name.as_str()) {
+            Some((spec, _)) if spec.kind == ParamType::Secret => {}
+            Some((spec, layer)) => warnings.push(format!(
+                "secret `{name}` ({source}) is ignored: `{name}` is a {} parameter of layer `{layer}`, not a secret; set it with --set {name}=...",
+                spec.kind
+            )),
+            None => {
+                let secrets: Specs = specs
+                    .iter()
+                    .filter(|(_, (s, _))| s.kind == ParamType::Secret)
+                    .map(|(k, v)| (*k, *v))
+                    .collect();
+                let hint = unknown(name, "", &secrets);
+                let hint = hint
+                    .find(" (did you mean")
+                    .map(|i| hint[i..].to_string())
+                    .unwrap_or_default();
+                warnings.push(format!(
+                    "secret `{name}` ({source}) is ignored: no layer of image `{image_name}` declares a secret parameter of that name{hint}"
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 pub fn resolve(

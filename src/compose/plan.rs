@@ -16,6 +16,9 @@ pub struct Composition {
     pub ports: Vec<Port>,
     pub bake: Plan,
     pub boot: Plan,
+    /// Things that are not errors but are likely mistakes (a secret given
+    /// that no layer declares), for the command to print.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +55,9 @@ pub struct Plan {
     pub debconf: Vec<(String, Vec<String>)>,
     /// Sorted, without duplicates.
     pub packages: Vec<String>,
+    /// Each package of `packages` and the first layer (in order) that asks
+    /// for it, so that a failed install can name who wanted the package.
+    pub package_layer: BTreeMap<String, String>,
     /// Packages purged during the bake (declared `absent`).
     pub purge: Vec<String>,
     pub users: Vec<UserOut>,
@@ -97,6 +103,12 @@ pub struct FileOut {
     pub layer: String,
 }
 
+/// A health check as rendered. It never holds a secret's value: where a
+/// secret parameter was used, the text holds its marker
+/// ([`super::secret_marker`]) and `secrets` names the parameter; the
+/// check script on the instance puts the value back from the environment
+/// (`render::checks`). So manifests and `--json` show which secret a check
+/// uses, never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckOut {
     pub layer: String,
@@ -104,6 +116,9 @@ pub struct CheckOut {
     #[serde(flatten)]
     pub kind: CheckKind,
     pub timeout: u32,
+    /// Secret parameters the check uses, by name, sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 impl CheckOut {

@@ -1,6 +1,7 @@
 //! `images/<name>.yaml`: a base, ordered layers, parameter values and
 //! image properties.
 
+use super::names::{self, LayerName, PropertyName, PropertyValue};
 use super::Distro;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -9,16 +10,24 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 pub struct Image {
     pub schema: u32,
+    /// Checked by `load` (names::ImageName), where its line is known:
+    /// serde_yaml loses the place of top-level values.
     pub name: String,
+    /// Checked by `load` (names::Version).
     pub version: String,
     #[serde(default)]
     pub description: String,
     pub base: Base,
+    #[serde(deserialize_with = "names::list::<_, LayerName>")]
     pub layers: Vec<String>,
     #[serde(default)]
     pub params: BTreeMap<String, serde_yaml::Value>,
-    /// Extra Glance properties, written as given.
-    #[serde(default)]
+    /// Extra Glance properties, written as given; names ingot or Glance
+    /// set themselves are refused here, not at publish.
+    #[serde(
+        default,
+        deserialize_with = "names::checked_values::<_, PropertyName, PropertyValue>"
+    )]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -29,16 +38,52 @@ pub struct Base {
     pub source: BaseSource,
 }
 
-/// Where the base image comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where the base image comes from. Deserialize reads it back from a
+/// manifest, in the shape Serialize writes (image files use `RawBase`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BaseSource {
     /// An official cloud image, checked against its published SHA256SUMS.
     Url { url: String, checksums_url: String },
-    /// An image already in Glance, by name.
-    Glance { name: String },
+    /// An image already in Glance (the openstack builder's base): by name,
+    /// by id, or the newest active image with these properties.
+    Glance {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        properties: BTreeMap<String, String>,
+    },
     /// Built locally by `ingot base` (only `debian-archive` today).
     Build { recipe: String },
+}
+
+impl BaseSource {
+    /// How people name this base: a URL, `build:<recipe>`, or the Glance
+    /// selector (`glance name=…`, `glance id=…`, `glance os_distro=debian,…`).
+    pub fn label(&self) -> String {
+        match self {
+            BaseSource::Url { url, .. } => url.clone(),
+            BaseSource::Build { recipe } => format!("build:{recipe}"),
+            BaseSource::Glance {
+                name,
+                id,
+                properties,
+            } => match (name, id) {
+                (Some(n), _) => format!("glance name={n}"),
+                (None, Some(i)) => format!("glance id={i}"),
+                (None, None) => format!(
+                    "glance {}",
+                    properties
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            },
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -47,8 +92,25 @@ struct RawBase {
     distro: Distro,
     url: Option<String>,
     checksums_url: Option<String>,
-    glance: Option<String>,
+    glance: Option<RawGlance>,
     build: Option<String>,
+}
+
+/// `glance: NAME`, or `glance: {name: …}`, `{id: …}`, `{properties: {…}}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawGlance {
+    Name(String),
+    Select(GlanceSelect),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GlanceSelect {
+    name: Option<String>,
+    id: Option<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
 }
 
 impl TryFrom<RawBase> for Base {
@@ -60,7 +122,25 @@ impl TryFrom<RawBase> for Base {
                 "base `url` needs `checksums_url` too: a downloaded base image is always verified"
                     .into(),
             ),
-            (None, None, Some(name), None) => BaseSource::Glance { name },
+            (None, None, Some(RawGlance::Name(name)), None) => BaseSource::Glance {
+                name: Some(name),
+                id: None,
+                properties: BTreeMap::new(),
+            },
+            (None, None, Some(RawGlance::Select(g)), None) => {
+                let given = [g.name.is_some(), g.id.is_some(), !g.properties.is_empty()];
+                if given.iter().filter(|g| **g).count() != 1 {
+                    return Err(
+                        "base `glance` names one image: `name`, `id` or `properties` (the newest active image that has them all)"
+                            .into(),
+                    );
+                }
+                BaseSource::Glance {
+                    name: g.name,
+                    id: g.id,
+                    properties: g.properties,
+                }
+            }
             (None, None, None, Some(recipe)) => {
                 if recipe != "debian-archive" {
                     return Err(format!(

@@ -4,8 +4,13 @@
 //! `try_from` conversions, because serde_yaml then reports the error at the
 //! value's own line and column.
 
+use super::names::{
+    self, AccountName, AptSourceName, CheckName, LayerName, OneLine, PackageName, ParamName, Rule,
+    UnitName,
+};
 use super::param::ParamSpec;
 use super::{Distro, Phase};
+use serde::de::{self as serde_de, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
@@ -16,12 +21,12 @@ pub struct Layer {
     pub name: String,
     pub version: String,
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::list::<_, LayerName>")]
     pub requires: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::list::<_, LayerName>")]
     pub conflicts: Vec<String>,
     pub distros: Vec<Distro>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::map::<_, ParamName, ParamSpec>")]
     pub params: BTreeMap<String, ParamSpec>,
     #[serde(default)]
     pub apt: Apt,
@@ -52,7 +57,10 @@ pub fn applies(distros: &[Distro], distro: Distro) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct Apt {
     pub preserve_sources_list: Option<bool>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "names::map::<_, AptSourceName, AptSource>"
+    )]
     pub sources: BTreeMap<String, AptSource>,
     #[serde(default)]
     pub debconf: Debconf,
@@ -137,14 +145,13 @@ pub struct Packages {
     #[serde(default, rename = "debian-12")]
     pub debian_12: Vec<Package>,
     /// Packages that must not be installed next to this layer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::list::<_, PackageName>")]
     pub absent: Vec<String>,
 }
 
 /// A package name, or `{name, when}` to install it only when a condition
 /// holds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Package {
     Name(String),
     Conditional(ConditionalPackage),
@@ -153,8 +160,45 @@ pub enum Package {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionalPackage {
+    #[serde(deserialize_with = "names::one::<_, PackageName>")]
     pub name: String,
     pub when: String,
+}
+
+/// A string, or a mapping read as `T` (whose own errors, unknown keys
+/// included, keep their place), instead of serde's "did not match any
+/// variant of untagged enum".
+fn string_or_map<'de, D, T>(d: D, expecting: &'static str) -> Result<Result<String, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Either<T>(&'static str, std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Either<T> {
+        type Value = Result<String, T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde_de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Ok(v.to_string()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(serde_de::value::MapAccessDeserializer::new(map)).map(Err)
+        }
+    }
+    d.deserialize_any(Either::<T>(expecting, std::marker::PhantomData))
+}
+
+impl<'de> Deserialize<'de> for Package {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match string_or_map::<D, ConditionalPackage>(d, "a package name or {name, when}")? {
+            Ok(name) => {
+                PackageName::check(&name).map_err(serde_de::Error::custom)?;
+                Ok(Package::Name(name))
+            }
+            Err(c) => Ok(Package::Conditional(c)),
+        }
+    }
 }
 
 impl Package {
@@ -186,20 +230,38 @@ impl Packages {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
+    #[serde(deserialize_with = "names::one::<_, AccountName>")]
     pub name: String,
     #[serde(default = "bake")]
     pub phase: Phase,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::list::<_, AccountName>")]
     pub groups: Vec<String>,
+    #[serde(default, deserialize_with = "names::opt::<_, AbsolutePath>")]
     pub shell: Option<String>,
+    /// A sudoers rule: one line (a newline would add another rule).
+    #[serde(default, deserialize_with = "names::opt::<_, OneLine>")]
     pub sudo: Option<String>,
     #[serde(default)]
     pub system: bool,
+    #[serde(default, deserialize_with = "names::opt::<_, OneLine>")]
     pub gecos: Option<String>,
+    #[serde(default, deserialize_with = "names::opt::<_, AbsolutePath>")]
     pub home: Option<String>,
     /// A `list` parameter holding the user's SSH public keys.
     pub ssh_keys_param: Option<String>,
     pub when: Option<String>,
+}
+
+/// A path already in its normal form (`/bin/bash`).
+pub struct AbsolutePath;
+impl Rule for AbsolutePath {
+    fn check(s: &str) -> Result<(), String> {
+        match names::normalize_path(s) {
+            Ok(n) if n == s => Ok(()),
+            Ok(n) => Err(format!("path {s:?} is written {n:?} in its normal form")),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 fn bake() -> Phase {
@@ -274,17 +336,28 @@ impl TryFrom<RawFile> for FileSpec {
                 ))
             }
         };
-        if !raw.path.starts_with('/') {
-            return Err(format!("file {}: `path` must be absolute", raw.path));
-        }
-        if raw.owner.split(':').count() != 2 || raw.owner.split(':').any(str::is_empty) {
+        // A templated path is checked once rendered (compose).
+        let templated = raw.path.contains("{{") || raw.path.contains("{%");
+        let path = if templated {
+            raw.path
+        } else {
+            names::normalize_path(&raw.path).map_err(|e| format!("file {e}"))?
+        };
+        let owner_ok = match raw.owner.split_once(':') {
+            Some((user, group)) => {
+                AccountName::check(user).is_ok() && AccountName::check(group).is_ok()
+            }
+            None => false,
+        };
+        if !owner_ok {
             return Err(format!(
-                "file {}: `owner` must be `user:group`, got `{}`",
-                raw.path, raw.owner
+                "file {path}: `owner` must be `user:group` (user and group names: lower-case \
+                 letters, digits, `_` and `-`), got {:?}",
+                raw.owner
             ));
         }
         Ok(FileSpec {
-            path: raw.path,
+            path,
             body,
             mode: raw.mode,
             owner: raw.owner,
@@ -345,6 +418,7 @@ impl<'de> Deserialize<'de> for Mode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    #[serde(deserialize_with = "names::one::<_, UnitName>")]
     pub name: String,
     #[serde(default = "yes")]
     pub enable: bool,
@@ -397,6 +471,8 @@ pub struct PortSpec {
     pub port: PortValue,
     pub protocol: Protocol,
     pub exposure: Exposure,
+    /// The owning unit, named in conflict errors.
+    #[serde(deserialize_with = "names::one::<_, UnitName>")]
     pub service: String,
     #[serde(default)]
     pub distros: Vec<Distro>,
@@ -440,11 +516,19 @@ pub struct Commands {
     pub prepare: Vec<Command>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Command {
     Plain(String),
     Filtered(FilteredCommand),
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match string_or_map::<D, FilteredCommand>(d, "a command or {run, distros, when}")? {
+            Ok(run) => Ok(Command::Plain(run)),
+            Err(f) => Ok(Command::Filtered(f)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -640,6 +724,7 @@ pub enum CheckKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCheck {
+    #[serde(deserialize_with = "names::one::<_, CheckName>")]
     name: String,
     http: Option<String>,
     tcp: Option<String>,
@@ -671,7 +756,12 @@ impl TryFrom<RawCheck> for Check {
                 insecure: raw.insecure,
             },
             (None, Some(address), None, None) => CheckKind::Tcp { address },
-            (None, None, Some(unit), None) => CheckKind::Systemd { unit },
+            (None, None, Some(unit), None) => {
+                if !unit.contains("{{") && !unit.contains("{%") {
+                    UnitName::check(&unit).map_err(|e| format!("check `{name}`: {e}"))?;
+                }
+                CheckKind::Systemd { unit }
+            }
             (None, None, None, Some(command)) => CheckKind::Command { command },
             _ => {
                 return Err(format!(

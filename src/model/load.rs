@@ -1,9 +1,23 @@
 //! Reading layer and image files from disk. The only I/O of the engine.
+//!
+//! Inputs are read defensively, because a layer folder may hold anything:
+//! - only regular files are read; a FIFO, socket or device is refused by
+//!   name (opening a FIFO would wait for a writer forever);
+//! - symbolic links are followed when they lead to a regular file (a
+//!   template shared by two layers), refused when they lead to a folder
+//!   (a link to `..` would make the walk endless) or to anything else;
+//! - every read stops at [`MAX_INPUT_BYTES`], folders at
+//!   [`MAX_DEPTH`] levels and [`MAX_LAYER_FILES`] files;
+//! - each YAML file is read twice: by serde (types, unknown keys) and as
+//!   events ([`super::yaml`]): a key repeated in any mapping is an error at
+//!   its line, and the line of every key is kept for later messages.
 
+use super::yaml::{self, Positions, ScanError};
 use super::{Image, Layer, LoadError, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A layer with everything beside it: templates, keys, sources. The bytes of
@@ -16,7 +30,17 @@ pub struct LayerSource {
     /// Relative path inside the layer folder → content. Includes layer.yaml,
     /// excludes documentation (`*.md`), which shapes nothing.
     pub assets: BTreeMap<String, Vec<u8>>,
+    /// Where each key and item of layer.yaml is.
+    pub positions: Positions,
 }
+
+/// No input ingot reads is larger: a user-data document holds at most
+/// 49,149 bytes (gzipped), so a bigger file is a mistake or an endless one.
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+/// Folders nested deeper inside a layer folder are refused.
+pub const MAX_DEPTH: usize = 16;
+/// Files in one layer folder.
+pub const MAX_LAYER_FILES: usize = 10_000;
 
 impl LayerSource {
     pub fn asset(&self, name: &str) -> Option<&[u8]> {
@@ -30,14 +54,37 @@ pub struct Loaded {
     pub image: Image,
     pub image_file: PathBuf,
     pub image_bytes: Vec<u8>,
+    /// Where each key and item of the image file is.
+    pub image_positions: Positions,
     /// In the image's order.
     pub layers: Vec<LayerSource>,
 }
 
 pub fn load_image(image_file: &Path, layers_dir: &Path) -> Result<Loaded, LoadError> {
     let image_bytes = read(image_file)?;
-    let image: Image = parse(image_file, &image_bytes)?;
+    let (image, image_positions): (Image, _) = parse(image_file, &image_bytes)?;
     check_schema(image_file, &image_bytes, image.schema)?;
+    {
+        use super::names::{ImageName, Rule, Version};
+        for (key, value, rule) in [
+            (
+                "name",
+                &image.name,
+                ImageName::check as fn(&str) -> Result<(), String>,
+            ),
+            ("version", &image.version, Version::check),
+        ] {
+            if let Err(message) = rule(value) {
+                let pos = image_positions.get(key);
+                return Err(LoadError::Yaml {
+                    path: image_file.to_path_buf(),
+                    line: pos.map_or(1, |p| p.line),
+                    column: pos.map_or(1, |p| p.column),
+                    message: format!("{key}: {message}"),
+                });
+            }
+        }
+    }
     if image.layers.is_empty() {
         return Err(invalid(
             image_file,
@@ -63,6 +110,7 @@ pub fn load_image(image_file: &Path, layers_dir: &Path) -> Result<Loaded, LoadEr
         image,
         image_file: image_file.to_path_buf(),
         image_bytes,
+        image_positions,
         layers,
     })
 }
@@ -83,7 +131,7 @@ pub fn load_layer(
     }
     let dir = layers_dir.join(name);
     let file = dir.join("layer.yaml");
-    if !file.is_file() {
+    if fs::metadata(&file).is_err() {
         return Err(LoadError::LayerNotFound {
             name: name.to_string(),
             path: file,
@@ -91,7 +139,7 @@ pub fn load_layer(
         });
     }
     let bytes = read(&file)?;
-    let layer: Layer = parse(&file, &bytes)?;
+    let (layer, positions): (Layer, _) = parse(&file, &bytes)?;
     check_schema(&file, &bytes, layer.schema)?;
     if layer.name != name {
         return Err(invalid(
@@ -108,11 +156,12 @@ pub fn load_layer(
         return Err(invalid(&file, &bytes, "distros:", "`distros` is empty"));
     }
     let mut assets = BTreeMap::new();
-    collect_assets(&dir, &dir, &mut assets)?;
+    collect_assets(&dir, &dir, 0, &mut assets)?;
     Ok(LayerSource {
         layer,
         file,
         assets,
+        positions,
     })
 }
 
@@ -146,44 +195,179 @@ pub fn is_layer_name(name: &str) -> bool {
 fn collect_assets(
     root: &Path,
     dir: &Path,
+    depth: usize,
     out: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<(), LoadError> {
+    if depth > MAX_DEPTH {
+        return Err(refused(
+            dir,
+            &format!("folders nested more than {MAX_DEPTH} deep in a layer folder"),
+        ));
+    }
     let entries = fs::read_dir(dir).map_err(|source| LoadError::Read {
         path: dir.to_path_buf(),
         source,
     })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| LoadError::Read {
+    // Sorted, so that the first problem reported does not depend on the
+    // order the file system lists entries in.
+    let mut paths = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| LoadError::Read {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = entry.path();
-        if path.is_dir() {
-            collect_assets(root, &path, out)?;
-        } else if path.extension().is_none_or(|e| e != "md") {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.insert(rel, read(&path)?);
+    paths.sort();
+    for path in paths {
+        let own = fs::symlink_metadata(&path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let kind = if own.file_type().is_symlink() {
+            match fs::metadata(&path) {
+                Ok(target) if target.is_file() => Kind::File,
+                Ok(target) if target.is_dir() => {
+                    return Err(refused(
+                        &path,
+                        "a symbolic link to a folder (it could lead back to itself): copy the folder, or link its files one by one",
+                    ))
+                }
+                Ok(target) => {
+                    return Err(refused(
+                        &path,
+                        &format!("a symbolic link to {}", special_kind(&target.file_type())),
+                    ))
+                }
+                Err(e) => {
+                    return Err(refused(
+                        &path,
+                        &format!("a symbolic link that leads nowhere ({e})"),
+                    ))
+                }
+            }
+        } else if own.is_dir() {
+            Kind::Dir
+        } else if own.is_file() {
+            Kind::File
+        } else {
+            return Err(refused(&path, special_kind(&own.file_type())));
+        };
+        match kind {
+            Kind::Dir => collect_assets(root, &path, depth + 1, out)?,
+            Kind::File if path.extension().is_some_and(|e| e == "md") => {}
+            Kind::File => {
+                if out.len() >= MAX_LAYER_FILES {
+                    return Err(refused(
+                        root,
+                        &format!("more than {MAX_LAYER_FILES} files in one layer folder"),
+                    ));
+                }
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, read(&path)?);
+            }
         }
     }
     Ok(())
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    fs::read(path).map_err(|source| LoadError::Read {
+enum Kind {
+    File,
+    Dir,
+}
+
+fn special_kind(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn refused(path: &Path, what: &str) -> LoadError {
+    LoadError::Invalid {
+        path: path.to_path_buf(),
+        line: None,
+        message: format!("refused: {what}; ingot reads regular files only"),
+    }
+}
+
+/// Reads a regular file (after symbolic links), at most
+/// [`MAX_INPUT_BYTES`]. The type is checked before opening: opening a
+/// FIFO blocks until something writes to it.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let io = |source| LoadError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let meta = fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(refused(path, "a folder"));
+    }
+    if !meta.is_file() {
+        return Err(refused(path, special_kind(&meta.file_type())));
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(LoadError::Invalid {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "larger than {} MiB: no user-data can carry it (Nova takes 49,149 bytes)",
+                MAX_INPUT_BYTES / 1024 / 1024
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
-fn parse<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, LoadError> {
-    serde_yaml::from_slice(bytes).map_err(|e| LoadError::yaml(path, e))
+/// The typed value, and where its keys are. A key repeated in any mapping
+/// is refused at the line of its second appearance.
+pub(crate) fn parse<T: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(T, Positions), LoadError> {
+    let value = serde_yaml::from_slice(bytes).map_err(|e| LoadError::yaml(path, e))?;
+    match yaml::scan(bytes) {
+        Ok(positions) => Ok((value, positions)),
+        Err(ScanError::Duplicate(d)) => Err(LoadError::Yaml {
+            path: path.to_path_buf(),
+            line: d.second.line,
+            column: d.second.column,
+            message: format!(
+                "{}key `{}` is given twice (first at line {}): YAML would keep only the last one",
+                if d.within.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", d.within)
+                },
+                d.key,
+                d.first.line
+            ),
+        }),
+        Err(ScanError::Syntax { pos, message }) => Err(LoadError::Yaml {
+            path: path.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            message,
+        }),
+    }
 }
 
-fn check_schema(path: &Path, bytes: &[u8], schema: u32) -> Result<(), LoadError> {
+pub(crate) fn check_schema(path: &Path, bytes: &[u8], schema: u32) -> Result<(), LoadError> {
     if schema == SCHEMA_VERSION {
         return Ok(());
     }
@@ -199,7 +383,7 @@ fn check_schema(path: &Path, bytes: &[u8], schema: u32) -> Result<(), LoadError>
 }
 
 /// An error about a top-level key, located at the line that starts with it.
-fn invalid(path: &Path, bytes: &[u8], key: &str, message: &str) -> LoadError {
+pub(crate) fn invalid(path: &Path, bytes: &[u8], key: &str, message: &str) -> LoadError {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().position(|l| l.starts_with(key)).map(|i| i + 1);
     LoadError::Invalid {
@@ -216,6 +400,7 @@ mod tests {
     fn layer_err(yaml: &str) -> String {
         let path = Path::new("layers/x/layer.yaml");
         parse::<Layer>(path, yaml.as_bytes())
+            .map(|_| ())
             .unwrap_err()
             .to_string()
     }

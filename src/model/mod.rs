@@ -6,11 +6,14 @@
 //! carries the file, line and column. Rules that need several files (order,
 //! conflicts, parameters) belong to `compose`.
 
+pub mod deployment;
 mod error;
 mod image;
 pub mod layer;
 mod load;
+pub mod names;
 mod param;
+pub mod yaml;
 
 pub use error::LoadError;
 pub use image::{Base, BaseSource, Image};

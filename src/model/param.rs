@@ -97,7 +97,7 @@ impl ParamType {
             (ParamType::List, Yaml::Sequence(items)) => items
                 .iter()
                 .map(|i| match i {
-                    Yaml::String(s) => Ok(Json::String(s.clone())),
+                    Yaml::String(s) => ParamType::String.check_str(s),
                     Yaml::Number(n) => Ok(Json::String(n.to_string())),
                     Yaml::Bool(b) => Ok(Json::String(b.to_string())),
                     other => Err(format!(
@@ -120,7 +120,19 @@ impl ParamType {
     }
 
     /// Checks a value given as text (`--set key=value`, environment).
+    /// Text values (string, fqdn, e-mail, list items) are one line: a
+    /// newline would start a new line of whatever file the value lands in
+    /// (an env file, a sudoers rule, authorized_keys). Secrets may span
+    /// lines (lists of accounts).
     pub fn check_str(self, s: &str) -> Result<Json, String> {
+        if self != ParamType::Secret {
+            if let Some(c) = s.chars().find(|c| c.is_control() && *c != '\t') {
+                return Err(format!(
+                    "expected {} on one line, got text with the control character {c:?}",
+                    self.expected()
+                ));
+            }
+        }
         match self {
             ParamType::String | ParamType::Secret => Ok(Json::String(s.to_string())),
             ParamType::Bool => match s {

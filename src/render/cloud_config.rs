@@ -5,6 +5,8 @@
 use super::{checks, seal};
 use crate::compose::{Composition, Plan};
 use crate::model::Phase;
+use crate::protocol;
+use crate::shell::{quote, quote_all};
 use serde_yaml::{Mapping, Value};
 
 /// Where the phase's check script lives on the instance.
@@ -13,6 +15,38 @@ pub fn check_path(phase: Phase) -> String {
 }
 
 pub const RELEASE_PATH: &str = "/etc/ingot/release.json";
+
+/// cloud-init runs what is here on every boot (module scripts_per_boot).
+pub const PER_BOOT_PATH: &str = "/var/lib/cloud/scripts/per-boot/ingot-ready";
+/// Written when the first boot has reported: later boots report themselves.
+pub const FIRST_BOOT_DONE: &str = "/var/lib/ingot/first-boot-done";
+
+/// On every boot after the first, the boot checks again and the same
+/// verdict on the console, so that a stopped server started again (the
+/// fast path of `ingot rollback`) is judged by the protocol like a new one.
+/// On the first boot cloud-init runs per-boot scripts before runcmd, when
+/// nothing is set up yet: the marker file tells them apart.
+fn per_boot(comp: &Composition) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Written by ingot: the boot checks of image {image} on every boot after\n\
+         # the first, with the verdict on the console.\n\
+         [ -e {done} ] || exit 0\n\
+         if {check}; then\n    \
+         echo {ready} {qimage} {qversion}\n\
+         else\n    \
+         echo '{failed} checks'\n    \
+         exit 1\n\
+         fi\n",
+        image = comp.image.name,
+        done = FIRST_BOOT_DONE,
+        check = check_path(Phase::Boot),
+        ready = protocol::BOOT_READY,
+        qimage = quote(&comp.image.name),
+        qversion = quote(&comp.image.version),
+        failed = protocol::BOOT_FAILED,
+    )
+}
 
 pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
     let plan = match phase {
@@ -30,9 +64,38 @@ pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
         doc.insert(Value::String(key.into()), value);
     };
 
-    // init stage
-    if let Some(v) = cc("bootcmd") {
-        put(&mut doc, "bootcmd", v);
+    // init stage. The bake first checks the base's apt sources, before
+    // anything could be installed from them (see `apt_guard`).
+    let mut bootcmd: Vec<Value> = Vec::new();
+    if phase == Phase::Bake {
+        // Only plain file names go into the guard's shell `case`; a name
+        // with anything else is simply not exempted.
+        let declared: Vec<String> = plan
+            .apt_sources
+            .keys()
+            .filter(|k| {
+                k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            })
+            .map(|k| {
+                if k.ends_with(".list") {
+                    k.clone()
+                } else {
+                    format!("{k}.list")
+                }
+            })
+            .collect();
+        bootcmd.push(Value::Sequence(vec![
+            "sh".into(),
+            "-c".into(),
+            super::apt_guard::script(comp.image.distro, &declared).into(),
+        ]));
+    }
+    if let Some(Value::Sequence(v)) = cc("bootcmd") {
+        bootcmd.extend(v);
+    }
+    if !bootcmd.is_empty() {
+        put(&mut doc, "bootcmd", Value::Sequence(bootcmd));
     }
     put(
         &mut doc,
@@ -109,14 +172,35 @@ fn write_files(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> V
         ));
     }
     // ingot's own files touch nothing a package owns: written early.
-    let script = checks::script(phase, &comp.image.name, &plan.checks);
+    let secrets: std::collections::BTreeMap<String, String> = comp
+        .params
+        .iter()
+        .filter(|(_, p)| p.kind == crate::model::ParamType::Secret)
+        .filter_map(|(n, p)| p.value.as_str().map(|v| (n.clone(), v.to_string())))
+        .collect();
+    let script = checks::script(phase, &comp.image.name, &plan.checks, &secrets);
+    // A script that holds a secret is for root's eyes only.
+    let mode = if checks::holds_secrets(&plan.checks, &secrets) {
+        "0700"
+    } else {
+        "0755"
+    };
     out.push(file_entry(
         &check_path(phase),
         script.as_bytes(),
-        "0755",
+        mode,
         "root:root",
         false,
     ));
+    if phase == Phase::Boot {
+        out.push(file_entry(
+            PER_BOOT_PATH,
+            per_boot(comp).as_bytes(),
+            "0755",
+            "root:root",
+            false,
+        ));
+    }
     if phase == Phase::Bake {
         let own = [
             (seal::script_path(), seal::script(comp, digest), "0755"),
@@ -252,7 +336,7 @@ fn apt(plan: &Plan) -> Option<Value> {
 /// here; then `set -e` stops at the first failing command, which cloud-init
 /// records as an error that the gate reports.
 fn runcmd(comp: &Composition, plan: &Plan, phase: Phase) -> Vec<Value> {
-    let tag = phase.name().to_ascii_uppercase();
+    let failed = protocol::failed_marker(phase);
     let mut cmds: Vec<String> = Vec::new();
     if phase == Phase::Bake {
         cmds.push(format!(
@@ -262,24 +346,25 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase) -> Vec<Value> {
     }
     cmds.push("set -e".into());
     cmds.push(format!(
-        "trap 'rc=$?; if [ $rc -ne 0 ]; then echo \"INGOT-{tag}-FAILED exit $rc\"; fi' EXIT"
+        "trap 'rc=$?; if [ $rc -ne 0 ]; then echo \"{failed} exit $rc\"; fi' EXIT"
     ));
+    // Every name below is quoted: package, unit, layer and image names are
+    // validated when read, and quoted all the same (one rule for shell).
     if phase == Phase::Bake && !plan.purge.is_empty() {
-        cmds.push(format!(
-            "echo \"[ingot] purging packages declared absent ({})\"",
+        let say = format!(
+            "[ingot] purging packages declared absent ({})",
             plan.purge.join(" ")
-        ));
+        );
+        cmds.push(format!("echo {}", quote(&say)));
         cmds.push(format!(
             "DEBIAN_FRONTEND=noninteractive apt-get purge -y {} || true",
-            plan.purge.join(" ")
+            quote_all(&plan.purge)
         ));
     }
     let total = plan.commands.len();
     for (i, (layer, list)) in plan.commands.iter().enumerate() {
-        cmds.push(format!(
-            "echo \"[ingot] {phase} layer {layer} ({}/{total})\"",
-            i + 1
-        ));
+        let say = format!("[ingot] {phase} layer {layer} ({}/{total})", i + 1);
+        cmds.push(format!("echo {}", quote(&say)));
         cmds.extend(list.iter().cloned());
     }
     if !plan.enable.is_empty() {
@@ -287,20 +372,28 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase) -> Vec<Value> {
         // again runs systemd-sysv-install for each (seconds under TCG).
         cmds.push(format!(
             "for unit in {}; do systemctl is-enabled --quiet \"$unit\" || systemctl enable \"$unit\"; done",
-            plan.enable.join(" ")
+            quote_all(&plan.enable)
         ));
     }
     if !plan.restart.is_empty() {
-        cmds.push(format!("systemctl restart {}", plan.restart.join(" ")));
+        cmds.push(format!("systemctl restart {}", quote_all(&plan.restart)));
     }
     if phase == Phase::Boot {
         cmds.push(format!(
-            "{} || {{ echo 'INGOT-BOOT-FAILED checks'; exit 1; }}",
-            check_path(phase)
+            "{} || {{ echo '{} checks'; exit 1; }}",
+            check_path(phase),
+            protocol::BOOT_FAILED
         ));
         cmds.push(format!(
-            "echo 'INGOT-BOOT-READY {} {}'",
-            comp.image.name, comp.image.version
+            "mkdir -p {} && touch {}",
+            quote(FIRST_BOOT_DONE.rsplit_once('/').map_or("/", |(d, _)| d)),
+            quote(FIRST_BOOT_DONE)
+        ));
+        cmds.push(format!(
+            "echo {} {} {}",
+            protocol::BOOT_READY,
+            quote(&comp.image.name),
+            quote(&comp.image.version)
         ));
     }
     cmds.into_iter().map(Value::String).collect()
@@ -343,6 +436,21 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    /// compose refuses layers the paths ingot writes itself.
+    #[test]
+    fn ingots_own_paths_are_reserved_in_compose() {
+        for path in [seal::UNIT_PATH, RELEASE_PATH] {
+            assert!(crate::compose::RESERVED_PATHS.contains(&path), "{path}");
+        }
+        for path in [
+            check_path(Phase::Bake),
+            seal::script_path(),
+            seal::prepare_path(),
+        ] {
+            assert!(path.starts_with(crate::compose::RESERVED_PREFIX), "{path}");
         }
     }
 

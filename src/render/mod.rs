@@ -2,6 +2,7 @@
 //! manifest. Pure and deterministic: the same composition and digest give
 //! the same bytes.
 
+mod apt_guard;
 mod checks;
 mod cloud_config;
 mod digest;
@@ -11,6 +12,7 @@ mod size;
 
 pub use cloud_config::{check_path, RELEASE_PATH};
 pub use digest::input_digest;
+pub use size::fit;
 pub use size::{NOVA_USER_DATA_LIMIT, NOVA_USER_DATA_RAW_LIMIT};
 
 use crate::compose::Composition;
@@ -55,7 +57,10 @@ impl Document {
 pub struct Rendered {
     pub bake: Document,
     pub boot: Document,
-    pub manifest: serde_json::Value,
+    /// Which layer asked for each bake package: a builder names it when
+    /// apt cannot find the package.
+    pub package_layers: std::collections::BTreeMap<String, String>,
+    pub manifest: crate::manifest::Manifest,
 }
 
 pub fn render(comp: &Composition, digest: &str) -> Result<Rendered, RenderError> {
@@ -106,6 +111,7 @@ pub fn render(comp: &Composition, digest: &str) -> Result<Rendered, RenderError>
     Ok(Rendered {
         bake,
         boot,
+        package_layers: comp.bake.package_layer.clone(),
         manifest,
     })
 }

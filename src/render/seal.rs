@@ -13,9 +13,12 @@
 //! 4. `INGOT-BAKE-OK <image> <digest>` and power-off.
 //!
 //! Any failure prints `INGOT-BAKE-FAILED <reason>` and powers off without
-//! preparing: a builder then discards the disk, and the serial log says why.
+//! preparing: a builder then discards the disk, and the console says why.
+//! The lines are the console protocol of [`crate::protocol`].
 
 use crate::compose::Composition;
+use crate::protocol;
+use crate::shell::{comment, quote};
 
 pub const UNIT_NAME: &str = "ingot-seal.service";
 pub const UNIT_PATH: &str = "/etc/systemd/system/ingot-seal.service";
@@ -48,16 +51,20 @@ pub fn unit() -> String {
 pub fn script(comp: &Composition, digest: &str) -> String {
     let checks = super::check_path(crate::model::Phase::Bake);
     let prepare = prepare_path();
-    let image = &comp.image.name;
+    // The name is validated when the image file is read; quoted all the
+    // same, as every value a script carries.
+    let image = quote(&comp.image.name);
+    let digest = quote(digest);
+    let about = comment(&comp.image.name);
     format!(
         r#"#!/bin/sh
-# Written by ingot: the readiness gate of image {image}'s bake.
+# Written by ingot: the readiness gate of image {about}'s bake.
 set -u
 say() {{ echo "$*"; }}
 fail() {{
-  say "INGOT-BAKE-FAILED $1"
-  cloud-init status --long 2>&1 | sed 's/^/[ingot] cloud-init: /'
-  tail -n 40 /var/log/cloud-init-output.log 2>/dev/null | sed 's/^/[ingot] output: /'
+  say "{bake_failed} $1"
+  cloud-init status --long 2>&1 | sed 's/^/{detail}/'
+  tail -n 40 /var/log/cloud-init-output.log 2>/dev/null | sed 's/^/{output}/'
   systemctl --no-block poweroff
   exit 1
 }}
@@ -65,7 +72,7 @@ fail() {{
 say "[ingot] seal: waiting for cloud-init to finish"
 cloud-init status --wait >/dev/null 2>&1
 rc=$?
-say "INGOT-CLOUD-INIT-STATUS $rc"
+say "{status} $rc"
 [ "$rc" -eq 1 ] && fail "cloud-init reported an error"
 # Build-only settings a builder may have added for the bake's speed (see
 # the QEMU builder's vendor-data) never reach the image.
@@ -81,11 +88,16 @@ rm -f {unit_path} {script} {prepare}
 # disk, which the conversion to a golden image then skips.
 fstrim --all >/dev/null 2>&1 || true
 sync
-say "INGOT-BAKE-OK {image} {digest}"
+say {ok} {image} {digest}
 systemctl --no-block poweroff
 "#,
         unit_path = UNIT_PATH,
         script = script_path(),
+        bake_failed = protocol::BAKE_FAILED,
+        detail = protocol::CLOUD_INIT_DETAIL,
+        output = protocol::OUTPUT,
+        status = protocol::CLOUD_INIT_STATUS,
+        ok = protocol::BAKE_OK,
     )
 }
 
@@ -95,9 +107,8 @@ pub fn prepare(comp: &Composition) -> String {
         "#!/bin/sh\n# Written by ingot: image preparation, every layer's `prepare` in reverse order.\nset -e\n",
     );
     for (layer, cmds) in &comp.bake.prepare {
-        s.push_str(&format!(
-            "echo \"[ingot] preparing the image, layer {layer}\"\n"
-        ));
+        let say = format!("[ingot] preparing the image, layer {layer}");
+        s.push_str(&format!("echo {}\n", quote(&say)));
         for c in cmds {
             s.push_str(c);
             s.push('\n');
