@@ -53,6 +53,39 @@ pub enum CloudError {
     },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// Caught before sending: the service would refuse it, with a message
+    /// less clear than this one.
+    #[error("{service}: {what} would be refused: {problem}")]
+    Invalid {
+        service: &'static str,
+        what: String,
+        problem: Invalid,
+    },
+}
+
+/// What a service would refuse in a request, said plainly. Nova's own
+/// answers to these are JSON-schema errors that quote a regular
+/// expression, or a 500.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Invalid {
+    #[error("the name is empty")]
+    EmptyName,
+    #[error("the name is {len} characters; at most 255")]
+    NameTooLong { len: usize },
+    #[error("the name `{name}` begins or ends with whitespace")]
+    NameWhitespace { name: String },
+    #[error("metadata key `{key}`: expected 1 to 255 letters, digits, spaces or `-_:.`")]
+    MetadataKey { key: String },
+    #[error("the metadata value of `{key}` is {len} characters; at most 255")]
+    MetadataValue { key: String, len: usize },
+    /// `/` would split the tag's URL; `,` separates the list filters'
+    /// tags, so a tag holding one could never be filtered by.
+    #[error("tag `{tag}`: expected 1 to {max} characters without `/` or `,`")]
+    Tag { tag: String, max: usize },
+    #[error("{count} tags; at most {max}")]
+    TooManyTags { count: usize, max: usize },
+    #[error("the user-data is {bytes} bytes, {chars} characters in base64; Nova takes at most 65535 (compress it with gzip, or make it smaller)")]
+    UserDataTooLong { bytes: usize, chars: usize },
 }
 
 impl CloudError {
@@ -78,7 +111,10 @@ impl CloudError {
     pub fn is_input(&self) -> bool {
         matches!(
             self,
-            CloudError::Config(_) | CloudError::CaCert { .. } | CloudError::AmbiguousRegion { .. }
+            CloudError::Config(_)
+                | CloudError::CaCert { .. }
+                | CloudError::AmbiguousRegion { .. }
+                | CloudError::Invalid { .. }
         )
     }
 }

@@ -1,6 +1,8 @@
 //! The image service (Glance v2): one trait, one HTTP implementation.
 
+use super::enums::string_enum;
 use super::keystone::error_chain;
+use super::request::encode;
 use super::{CloudError, Session};
 use bytes::Bytes;
 use reqwest::Method;
@@ -10,6 +12,50 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::time::Duration;
 
+string_enum! {
+    /// Where an image is in its life, as Glance names it.
+    pub enum ImageStatus("image status") {
+        /// A record without data yet.
+        Queued = "queued",
+        /// Data is being uploaded (the plain `PUT .../file`).
+        Saving = "saving",
+        /// Data is being staged for the import API.
+        Uploading = "uploading",
+        /// The import API is moving staged data to the store.
+        Importing = "importing",
+        Active = "active",
+        /// An upload failed; the record has no usable data.
+        Killed = "killed",
+        Deleted = "deleted",
+        PendingDelete = "pending_delete",
+        /// Disabled by an operator: its data cannot be downloaded.
+        Deactivated = "deactivated",
+    }
+}
+
+impl ImageStatus {
+    /// An upload that has not finished (or failed): `queued`, `saving`,
+    /// `uploading`, `importing`, `killed`.
+    pub fn is_unfinished(self) -> bool {
+        matches!(
+            self,
+            ImageStatus::Queued
+                | ImageStatus::Saving
+                | ImageStatus::Uploading
+                | ImageStatus::Importing
+                | ImageStatus::Killed
+        )
+    }
+
+    /// Data is on its way in: `saving`, `uploading`, `importing`.
+    pub fn is_receiving(self) -> bool {
+        matches!(
+            self,
+            ImageStatus::Saving | ImageStatus::Uploading | ImageStatus::Importing
+        )
+    }
+}
+
 /// An image record as Glance returns it. Properties that are not core
 /// fields (ours, `os_distro`, `hw_*`, SCS-0102) are in `properties`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -17,7 +63,7 @@ pub struct Image {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
-    pub status: String,
+    pub status: ImageStatus,
     #[serde(default)]
     pub size: Option<u64>,
     #[serde(default)]
@@ -85,6 +131,71 @@ impl NewImage {
     }
 }
 
+/// One change to an image's properties, as a JSON-patch operation
+/// (Glance's `application/openstack-images-v2.1-json-patch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImagePatch {
+    /// Sets a property that may or may not exist yet.
+    Add { key: String, value: String },
+    /// Changes a property that exists; Glance refuses it for one that
+    /// does not.
+    Replace { key: String, value: String },
+    /// Removes a property that exists; Glance refuses it for one that
+    /// does not.
+    Remove { key: String },
+    /// Sets a core field that holds a number (`min_ram`, `min_disk`).
+    Number { key: String, value: u64 },
+}
+
+impl ImagePatch {
+    pub fn add(key: &str, value: &str) -> Self {
+        ImagePatch::Add {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn replace(key: &str, value: &str) -> Self {
+        ImagePatch::Replace {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn remove(key: &str) -> Self {
+        ImagePatch::Remove { key: key.into() }
+    }
+
+    pub fn number(key: &str, value: u64) -> Self {
+        ImagePatch::Number {
+            key: key.into(),
+            value,
+        }
+    }
+
+    fn op(&self) -> Value {
+        match self {
+            ImagePatch::Add { key, value } => {
+                json!({"op": "add", "path": pointer(key), "value": value})
+            }
+            ImagePatch::Replace { key, value } => {
+                json!({"op": "replace", "path": pointer(key), "value": value})
+            }
+            ImagePatch::Remove { key } => json!({"op": "remove", "path": pointer(key)}),
+            // `replace` on a core field: it always exists.
+            ImagePatch::Number { key, value } => {
+                json!({"op": "replace", "path": pointer(key), "value": value})
+            }
+        }
+    }
+}
+
+/// The JSON pointer of a top-level property (RFC 6901: `~` and `/` are
+/// escaped).
+fn pointer(key: &str) -> String {
+    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
 /// The image data, as a stream of chunks, with its length.
 pub struct ImageData {
     pub stream: Pin<Box<dyn futures_core::Stream<Item = std::io::Result<Bytes>> + Send>>,
@@ -103,6 +214,15 @@ pub trait ImageService {
     async fn get(&self, id: &str) -> Result<Option<Image>, CloudError>;
     /// Every image matching the filters (`name=value` query pairs), all pages.
     async fn list(&self, filters: &[(&str, &str)]) -> Result<Vec<Image>, CloudError>;
+    /// Applies the changes in one request, all or none, and returns the
+    /// record as it is afterwards. Not retried (a PATCH): after a lost
+    /// answer, read the image to see whether it happened.
+    async fn update(&self, id: &str, patch: &[ImagePatch]) -> Result<Image, CloudError>;
+    /// The image's data as it streams from Glance, with its length, for
+    /// hashing on the way without writing it to disk. Errors while
+    /// streaming arrive as the stream's `Err` items; there is no overall
+    /// time limit, so a caller that wants one watches the stream.
+    async fn download(&self, id: &str) -> Result<ImageData, CloudError>;
     async fn add_tag(&self, id: &str, tag: &str) -> Result<(), CloudError>;
     async fn remove_tag(&self, id: &str, tag: &str) -> Result<(), CloudError>;
     /// Deletes the image; `false` if it was already gone.
@@ -119,6 +239,7 @@ pub struct Glance<'a> {
 
 const SERVICE: &str = "glance";
 const PAGE: &str = "200";
+const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
 /// Small requests only; uploads have no overall limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -222,6 +343,43 @@ impl ImageService for Glance<'_> {
         }
     }
 
+    async fn update(&self, id: &str, patch: &[ImagePatch]) -> Result<Image, CloudError> {
+        let url = self.image_url(id);
+        let ops: Vec<Value> = patch.iter().map(ImagePatch::op).collect();
+        let body = serde_json::to_vec(&ops).map_err(|e| protocol(format!("PATCH {url}"), e))?;
+        self.session
+            .json(SERVICE, Method::PATCH, &url, |r| {
+                r.header("Content-Type", PATCH_TYPE)
+                    .body(body.clone())
+                    .timeout(REQUEST_TIMEOUT)
+            })
+            .await
+    }
+
+    async fn download(&self, id: &str) -> Result<ImageData, CloudError> {
+        let url = format!("{}/file", self.image_url(id));
+        // Retried until the answer starts (a GET); not once data flows.
+        let response = self.session.send(SERVICE, Method::GET, &url, |r| r).await?;
+        let no_data = |message: String| CloudError::Protocol {
+            service: SERVICE,
+            what: format!("GET {url}"),
+            message,
+        };
+        // 204: the record has no data (yet), e.g. a snapshot still queued.
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Err(no_data(
+                "no data (HTTP 204): the image has no data yet".into(),
+            ));
+        }
+        let len = response
+            .content_length()
+            .ok_or_else(|| no_data("no Content-Length".into()))?;
+        Ok(ImageData {
+            stream: Box::pin(ChunkStream(Box::pin(response.bytes_stream()))),
+            len,
+        })
+    }
+
     async fn add_tag(&self, id: &str, tag: &str) -> Result<(), CloudError> {
         let url = format!("{}/tags/{}", self.image_url(id), encode(tag));
         self.session
@@ -261,17 +419,25 @@ impl ImageService for Glance<'_> {
     }
 }
 
-/// Percent-encodes a path segment (tags such as `channel:stable`).
-fn encode(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// A response body as `io::Result` chunks, the item type [`ImageData`]
+/// carries both ways.
+struct ChunkStream<S>(Pin<Box<S>>);
+
+impl<S> futures_core::Stream for ChunkStream<S>
+where
+    S: futures_core::Stream<Item = reqwest::Result<Bytes>>,
+{
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0
+            .as_mut()
+            .poll_next(cx)
+            .map(|o| o.map(|r| r.map_err(|e| std::io::Error::other(error_chain(&e)))))
     }
-    out
 }
 
 #[cfg(test)]
@@ -311,8 +477,71 @@ mod tests {
     }
 
     #[test]
-    fn tags_are_encoded_in_paths() {
-        assert_eq!(encode("channel:stable"), "channel%3Astable");
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    fn statuses_round_trip_and_unknown_ones_are_named() {
+        let all: Vec<&str> = ImageStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            all,
+            [
+                "queued",
+                "saving",
+                "uploading",
+                "importing",
+                "active",
+                "killed",
+                "deleted",
+                "pending_delete",
+                "deactivated"
+            ]
+        );
+        for s in ImageStatus::ALL {
+            assert_eq!(s.to_string().parse::<ImageStatus>(), Ok(*s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        let e = serde_json::from_value::<Image>(json!({"id": "1", "status": "melted"}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "unknown image status `melted`; expected one of: queued, saving, uploading, importing, active, killed, deleted, pending_delete, deactivated"
+        );
+    }
+
+    #[test]
+    fn unfinished_and_receiving_are_the_statuses_publish_waits_on() {
+        let pick = |f: fn(ImageStatus) -> bool| -> Vec<&str> {
+            ImageStatus::ALL
+                .iter()
+                .filter(|s| f(**s))
+                .map(|s| s.as_str())
+                .collect()
+        };
+        assert_eq!(
+            pick(ImageStatus::is_unfinished),
+            ["queued", "saving", "uploading", "importing", "killed"]
+        );
+        assert_eq!(
+            pick(ImageStatus::is_receiving),
+            ["saving", "uploading", "importing"]
+        );
+    }
+
+    #[test]
+    fn patches_are_json_patch_operations() {
+        let ops: Vec<Value> = [
+            ImagePatch::add("ingot_channel", "stable"),
+            ImagePatch::replace("os_version", "12"),
+            ImagePatch::remove("a/b~c"),
+        ]
+        .iter()
+        .map(ImagePatch::op)
+        .collect();
+        assert_eq!(
+            Value::Array(ops),
+            json!([
+                {"op": "add", "path": "/ingot_channel", "value": "stable"},
+                {"op": "replace", "path": "/os_version", "value": "12"},
+                {"op": "remove", "path": "/a~1b~0c"}
+            ])
+        );
     }
 }

@@ -28,6 +28,8 @@ pub struct Session {
     /// How many times this session authenticated; shown in logs, and lets
     /// tests prove the token is reused.
     authentications: AtomicU32,
+    /// Service requests sent (not Keystone's): what a benchmark counts.
+    requests: AtomicU32,
 }
 
 #[derive(Clone)]
@@ -271,11 +273,17 @@ impl Session {
             config,
             token: tokio::sync::Mutex::new(None),
             authentications: AtomicU32::new(0),
+            requests: AtomicU32::new(0),
         })
     }
 
     pub fn authentications(&self) -> u32 {
         self.authentications.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent to services so far, retries included.
+    pub fn requests(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     async fn authenticate(&self) -> Result<Token, CloudError> {
@@ -369,6 +377,11 @@ impl Session {
         Ok(self.current().await?.value)
     }
 
+    /// Keystone's URL, as configured: with the project, what names a cloud.
+    pub fn auth_url(&self) -> &str {
+        &self.config.auth_url
+    }
+
     /// The project the token is scoped to (images are listed by owner).
     pub async fn project_id(&self) -> Result<Option<String>, CloudError> {
         Ok(self.current().await?.project_id)
@@ -451,6 +464,7 @@ impl Session {
     ) -> Result<Response, CloudError> {
         let token = self.current().await?;
         tracing::debug!(%method, %url, "{service} request");
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let request = build(self.client.request(method.clone(), url))
             .header("X-Auth-Token", token.value.expose());
         let response = request.send().await.map_err(|e| CloudError::Transport {
