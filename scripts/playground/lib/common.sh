@@ -16,13 +16,18 @@ MARKER=.ingot-playground
 CORE_SERVICES=(keystone glance-api)
 # The optional Nova side (INGOT_PLAYGROUND_NOVA=1 or start --with-nova), in
 # start order: infrastructure (epmd for RabbitMQ, MariaDB, RabbitMQ), the HTTP
-# APIs, then the RPC services. nova-compute-fake is nova-compute with Nova's
-# fake virt driver: a fake hypervisor, servers go ACTIVE without a VM.
+# APIs, then the RPC services. nova-compute-fake is nova-compute with the
+# playground's fake guest driver (lib/fakes): a FAKE hypervisor, no VM runs.
 NOVA_SERVICES=(epmd mariadb rabbitmq placement-api neutron-server nova-api
   nova-conductor nova-scheduler nova-compute-fake)
+# The optional DNS side (Designate; INGOT_PLAYGROUND_DNS=1 or start
+# --with-dns, on by default with the Nova side): it runs on the Nova side's
+# MariaDB and RabbitMQ. Its pool's backend is Designate's own FAKE backend;
+# designate-mdns serves the zones over DNS (and answers the worker's polls).
+DNS_SERVICES=(designate-central designate-mdns designate-api designate-worker)
 # What stop and start look for whatever the directory's setting: a playground
 # started with Nova and later told otherwise must not leave processes behind.
-ALL_SERVICES=("${CORE_SERVICES[@]}" "${NOVA_SERVICES[@]}")
+ALL_SERVICES=("${CORE_SERVICES[@]}" "${NOVA_SERVICES[@]}" "${DNS_SERVICES[@]}")
 
 # The host name the Nova services register under (services table, compute
 # node, hypervisor). Per directory anyway: each playground has its own
@@ -61,6 +66,14 @@ resolve_dir() {
   WITH_NOVA=${WITH_NOVA:-0}
   [[ "$WITH_NOVA" == 0 || "$WITH_NOVA" == 1 ]] ||
     die "INGOT_PLAYGROUND_NOVA must be 0 or 1, not '$WITH_NOVA'"
+  # DNS: the variable, else the last start's; a directory whose last start
+  # did not know the setting had no DNS side. start defaults it to the Nova
+  # setting (see dns_default). Needs the Nova side.
+  WITH_DNS=${INGOT_PLAYGROUND_DNS:-$(saved_value INGOT_PLAYGROUND_DNS)}
+  if [[ -z "$WITH_DNS" && -r "$PORTS_FILE" ]]; then WITH_DNS=0; fi
+  WITH_DNS=${WITH_DNS:-}
+  [[ -z "$WITH_DNS" || "$WITH_DNS" == 0 || "$WITH_DNS" == 1 ]] ||
+    die "INGOT_PLAYGROUND_DNS must be 0 or 1, not '$WITH_DNS'"
 
   KEYSTONE_PORT=${INGOT_KEYSTONE_PORT:-$(saved_value INGOT_KEYSTONE_PORT)}
   KEYSTONE_PORT=${KEYSTONE_PORT:-5000}
@@ -84,10 +97,15 @@ resolve_dir() {
   RABBIT_DIST_PORT=${RABBIT_DIST_PORT:-$((RABBIT_PORT + 20000))}
   EPMD_PORT=${INGOT_EPMD_PORT:-$(saved_value INGOT_EPMD_PORT)}
   EPMD_PORT=${EPMD_PORT:-$((RABBIT_PORT + 10000))}
+  DESIGNATE_PORT=${INGOT_DESIGNATE_PORT:-$(saved_value INGOT_DESIGNATE_PORT)}
+  DESIGNATE_PORT=${DESIGNATE_PORT:-9001}
+  # designate-mdns: DNS over UDP and TCP.
+  MDNS_PORT=${INGOT_MDNS_PORT:-$(saved_value INGOT_MDNS_PORT)}
+  MDNS_PORT=${MDNS_PORT:-5354}
 
   local variable
   for variable in KEYSTONE_PORT GLANCE_PORT PLACEMENT_PORT NOVA_PORT NEUTRON_PORT \
-    RABBIT_DIST_PORT EPMD_PORT; do
+    RABBIT_DIST_PORT EPMD_PORT DESIGNATE_PORT MDNS_PORT; do
     [[ "${!variable}" =~ ^[0-9]+$ ]] ||
       die "INGOT_$variable must be a number, not '${!variable}'"
   done
@@ -96,14 +114,22 @@ resolve_dir() {
   PLACEMENT_URL="http://127.0.0.1:${PLACEMENT_PORT}"
   NOVA_URL="http://127.0.0.1:${NOVA_PORT}"
   NEUTRON_URL="http://127.0.0.1:${NEUTRON_PORT}"
+  DESIGNATE_URL="http://127.0.0.1:${DESIGNATE_PORT}"
 
-  SERVICES=("${CORE_SERVICES[@]}")
-  [[ "$WITH_NOVA" == 1 ]] && SERVICES+=("${NOVA_SERVICES[@]}")
+  set_services
 
   # MariaDB listens on a unix socket only (--skip-networking); the client
   # tools read the socket and the user from the [client] group of my.cnf.
   MARIADB_CNF="$PLAYGROUND_DIR/mariadb/my.cnf"
   MARIADB_SOCKET="$PLAYGROUND_DIR/mariadb/mariadb.sock"
+}
+
+# set_services: SERVICES, the directory's services, from the settings.
+set_services() {
+  SERVICES=("${CORE_SERVICES[@]}")
+  [[ "$WITH_NOVA" == 1 ]] && SERVICES+=("${NOVA_SERVICES[@]}")
+  [[ "$WITH_NOVA" == 1 && "$WITH_DNS" == 1 ]] && SERVICES+=("${DNS_SERVICES[@]}")
+  return 0
 }
 
 # port_settings: VARIABLE=value lines for DIR/ports.env.
@@ -115,6 +141,10 @@ port_settings() {
       "$PLACEMENT_PORT" "$NOVA_PORT" "$NEUTRON_PORT"
     printf 'INGOT_RABBIT_PORT=%s\nINGOT_RABBIT_DIST_PORT=%s\nINGOT_EPMD_PORT=%s\n' \
       "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT"
+    printf 'INGOT_PLAYGROUND_DNS=%s\n' "${WITH_DNS:-0}"
+    if [[ "$WITH_DNS" == 1 ]]; then
+      printf 'INGOT_DESIGNATE_PORT=%s\nINGOT_MDNS_PORT=%s\n' "$DESIGNATE_PORT" "$MDNS_PORT"
+    fi
   fi
 }
 
@@ -127,6 +157,8 @@ service_ports() {
     nova-api) printf '%s INGOT_NOVA_PORT\n' "$NOVA_PORT" ;;
     neutron-server) printf '%s INGOT_NEUTRON_PORT\n' "$NEUTRON_PORT" ;;
     epmd) printf '%s INGOT_EPMD_PORT\n' "$EPMD_PORT" ;;
+    designate-api) printf '%s INGOT_DESIGNATE_PORT\n' "$DESIGNATE_PORT" ;;
+    designate-mdns) printf '%s INGOT_MDNS_PORT\n' "$MDNS_PORT" ;;
     rabbitmq)
       printf '%s INGOT_RABBIT_PORT\n' "$RABBIT_PORT"
       printf '%s INGOT_RABBIT_DIST_PORT\n' "$RABBIT_DIST_PORT"
@@ -175,6 +207,10 @@ health_url() {
     nova-conductor | nova-scheduler | nova-compute-fake)
       printf 'nova.services %s@%s' "$(nova_binary "$1")" "$NOVA_HOST"
       ;;
+    designate-api) printf '%s/' "$DESIGNATE_URL" ;;
+    designate-central | designate-worker | designate-mdns)
+      printf 'designate.service_statuses %s@%s' "${1#designate-}" "$NOVA_HOST"
+      ;;
   esac
 }
 
@@ -207,6 +243,17 @@ nova_last_report() {
     printf '0'
 }
 
+# designate_last_heartbeat SERVICE: when (epoch seconds) a Designate service
+# last sent its heartbeat (every 5 s, through central, which writes it to
+# its service_statuses table), 0 if never.
+designate_last_heartbeat() {
+  sql "SET time_zone = '+00:00';
+       SELECT COALESCE(MAX(UNIX_TIMESTAMP(heartbeated_at)), 0)
+       FROM designate.service_statuses
+       WHERE service_name = '${1#designate-}' AND hostname = '$NOVA_HOST' AND status = 'UP'" 2>/dev/null ||
+    printf '0'
+}
+
 # answers SERVICE [SINCE]: true if the service gives the answer we expect.
 # Glance answers /versions with 200 (or 300 on older releases). A Nova RPC
 # service must have reported within 60 s, and at or after SINCE (epoch
@@ -224,6 +271,10 @@ answers() {
       ;;
     nova-conductor | nova-scheduler | nova-compute-fake)
       last=$(nova_last_report "$1")
+      ((last >= since && last >= $(date +%s) - 60))
+      ;;
+    designate-central | designate-worker | designate-mdns)
+      last=$(designate_last_heartbeat "$1")
       ((last >= since && last >= $(date +%s) - 60))
       ;;
     *)
@@ -312,7 +363,7 @@ stop_services() {
 stop_all() {
   STOPPED=0
   stop_services keystone glance-api placement-api neutron-server nova-api \
-    nova-conductor nova-scheduler nova-compute-fake
+    nova-conductor nova-scheduler nova-compute-fake "${DNS_SERVICES[@]}"
   stop_services rabbitmq mariadb
   stop_services epmd
   ((STOPPED > 0)) || say "not running"
