@@ -1,0 +1,730 @@
+//! Blue/green, as one converging procedure: read what the cloud says of the
+//! deployment, finish or clean up what an interrupted run left, boot the
+//! new release beside the serving one, gate it on its console, and only
+//! then move the address and stop the old server. A failed gate never
+//! touches the address.
+//!
+//! Every step is safe to repeat: running `deploy` again after Ctrl-C or a
+//! kill reads the servers' roles and the address back and goes on from
+//! there; nothing needs a local file.
+
+use super::address::{self, Kept};
+use super::error::DeployError;
+use super::fleet::{self, Member, Role};
+use super::secgroup;
+use crate::build::gate::{self, BootVerdict, Ending};
+use crate::build::openstack::console::{ConsoleTail, ServerGuest};
+use crate::build::openstack::preflight::{self, Demand};
+use crate::build::openstack::Cancel;
+use crate::cloud::compute::{ComputeService, Networks, NewServer, ServerStatus};
+use crate::cloud::image::Image;
+use crate::cloud::network::NetworkService;
+use crate::manifest::PortRecord;
+use crate::model::deployment::{AddressSpec, Deployment};
+use crate::progress::Progress;
+use crate::release::catalog::Release;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// What to run: a release, and its boot rendered for this deployment.
+pub struct Target {
+    pub release: Release,
+    pub image: Image,
+    /// The boot user-data (gzip when it had to be), secrets included: it
+    /// goes to Nova and nowhere else.
+    pub boot: Vec<u8>,
+    pub ports: Vec<PortRecord>,
+}
+
+pub struct Options {
+    pub poll: Duration,
+    /// A failed new server is kept (role `failed`) instead of deleted.
+    pub keep_failed: bool,
+    /// How long the address may take to show on the new port.
+    pub move_wait: Duration,
+}
+
+pub struct Deployer<'a, C, N> {
+    pub nova: &'a C,
+    pub neutron: &'a N,
+    pub name: &'a str,
+    pub spec: &'a Deployment,
+    pub opts: &'a Options,
+    pub progress: &'a Progress,
+    pub cancel: Cancel,
+}
+
+/// How a deploy or rollback ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub deployment: String,
+    /// `deployed`, `unchanged`, `restarted` (a standby started again).
+    pub action: &'static str,
+    pub version: String,
+    pub digest: String,
+    pub server: String,
+    pub server_name: String,
+    /// The kept floating IP, or the server's own address.
+    pub address: Option<String>,
+    /// The server that served before, now stopped.
+    pub previous: Option<String>,
+    /// Standby servers deleted beyond `keep`.
+    pub pruned: Vec<String>,
+    /// Candidates and failed servers of earlier runs cleaned up.
+    pub cleaned: Vec<String>,
+    pub security_group: SecurityReport,
+    /// Control-plane seconds, and the part spent waiting for the guest.
+    pub seconds: f64,
+    pub boot_seconds: f64,
+    /// Seconds between the address leaving the old port and showing on
+    /// the new one, as Neutron reported it.
+    pub switch_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SecurityReport {
+    pub group_id: String,
+    pub created: bool,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
+    /// Everything that can be said before anything is created: flavor,
+    /// network, external network, quotas.
+    pub async fn preflight(&self, target: &Target) -> Result<(String, String), DeployError> {
+        let flavors = self.nova.flavors().await?;
+        let networks = self.neutron.networks(&[]).await?;
+        let limits = self.nova.limits().await?;
+        let number = |k: &str| {
+            target.image.properties.get(k).and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+        };
+        let demand = Demand {
+            image: target.release.name.clone(),
+            min_ram_mb: number("min_ram").unwrap_or(0),
+            base_min_disk_gb: number("min_disk").unwrap_or(0),
+            base_virtual_size: target.image.virtual_size,
+        };
+        let mut problems: Vec<String> = Vec::new();
+        let choice = preflight::check(
+            Some(&self.spec.server.flavor),
+            Some(&self.spec.server.network),
+            1,
+            std::slice::from_ref(&demand),
+            &flavors,
+            &networks,
+            &limits,
+        );
+        if let AddressSpec::FloatingIp { network } = &self.spec.address {
+            let external: Vec<String> = networks
+                .iter()
+                .filter(|n| n.external)
+                .map(|n| n.name.clone())
+                .collect();
+            if !networks
+                .iter()
+                .any(|n| n.external && (&n.name == network || &n.id == network))
+            {
+                let hint = crate::suggest::did_you_mean(network, &external)
+                    .map(|s| format!("; did you mean {s}?"))
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "address.floating_ip.network {network:?}: no such external network (external networks: {}){hint}",
+                    if external.is_empty() { "none".to_string() } else { external.join(", ") }
+                ));
+            }
+        }
+        match choice {
+            Ok(c) if problems.is_empty() => Ok((c.flavor.id, c.network.id)),
+            Ok(_) => Err(DeployError::Preflight {
+                deployment: self.name.to_string(),
+                problems,
+            }),
+            Err(more) => {
+                problems.extend(more.iter().map(|p| p.to_string()));
+                Err(DeployError::Preflight {
+                    deployment: self.name.to_string(),
+                    problems,
+                })
+            }
+        }
+    }
+
+    /// The kept floating IP, without allocating one.
+    async fn kept(&self) -> Result<Option<Kept>, DeployError> {
+        match &self.spec.address {
+            AddressSpec::FloatingIp { .. } => Ok(address::find(self.neutron, self.name).await?),
+            AddressSpec::Direct => Ok(None),
+        }
+    }
+
+    /// The server the address points at: for a floating IP, the owner of
+    /// its port; on a direct network, the newest server marked serving.
+    pub async fn serving<'m>(
+        &self,
+        members: &'m [Member],
+        kept: Option<&Kept>,
+    ) -> Result<Option<&'m Member>, DeployError> {
+        match &self.spec.address {
+            AddressSpec::FloatingIp { .. } => {
+                let Some(port) = kept.and_then(|k| k.port_id.as_deref()) else {
+                    return Ok(None);
+                };
+                let ports = self.neutron.ports(&[("id", port)]).await?;
+                let device = ports.first().map(|p| p.device_id.clone());
+                Ok(members.iter().find(|m| Some(&m.id) == device.as_ref()))
+            }
+            AddressSpec::Direct => Ok(members
+                .iter()
+                .find(|m| m.role == Some(Role::Serving) && m.status == ServerStatus::Active)),
+        }
+    }
+
+    /// Deploys `target`: the launch when nothing serves, else blue/green.
+    pub async fn deploy(&self, target: &Target) -> Result<Outcome, DeployError> {
+        let started = Instant::now();
+        let (flavor_id, network_id) = self.preflight(target).await?;
+        self.progress.say(&format!(
+            "preflight passed: {} on {} ({}), release {}",
+            self.spec.server.flavor,
+            self.spec.server.network,
+            match &self.spec.address {
+                AddressSpec::FloatingIp { network } => format!("floating IP from {network}"),
+                AddressSpec::Direct => "direct address".into(),
+            },
+            target.release.label()
+        ));
+        let members = fleet::members(self.nova, self.name).await?;
+        let kept = self.kept().await?;
+        let serving = self.serving(&members, kept.as_ref()).await?.cloned();
+        let cleaned = self.converge(&members, serving.as_ref()).await?;
+
+        let group = self.sync_group(target).await?;
+        if let Some(s) = &serving {
+            if s.digest == target.release.digest && s.status == ServerStatus::Active {
+                self.progress.say(&format!(
+                    "{} already serves release {}: nothing to deploy",
+                    s.name,
+                    target.release.label()
+                ));
+                if s.role != Some(Role::Serving) {
+                    fleet::set_role(self.nova, &s.id, Role::Serving).await?;
+                }
+                return Ok(Outcome {
+                    deployment: self.name.to_string(),
+                    action: "unchanged",
+                    version: s.version.clone(),
+                    digest: s.digest.clone(),
+                    server: s.id.clone(),
+                    server_name: s.name.clone(),
+                    address: kept
+                        .map(|k| k.address)
+                        .or_else(|| s.addresses.first().cloned()),
+                    previous: None,
+                    pruned: vec![],
+                    cleaned,
+                    security_group: group,
+                    seconds: round(started.elapsed().as_secs_f64()),
+                    boot_seconds: 0.0,
+                    switch_seconds: None,
+                });
+            }
+        }
+        // A stopped server of this very release: start it, don't boot anew.
+        if let Some(standby) = fleet::stopped_of(&members, &target.release.digest) {
+            self.progress.say(&format!(
+                "{} is a stopped server of release {}: starting it again",
+                standby.name,
+                target.release.label()
+            ));
+            return self
+                .restart(standby, serving.as_ref(), group, cleaned, started)
+                .await;
+        }
+
+        let kept = match &self.spec.address {
+            AddressSpec::FloatingIp { network } => {
+                let k = address::ensure(self.neutron, self.name, network).await?;
+                if k.created {
+                    self.progress.say(&format!(
+                        "allocated the deployment's address {} from {network}",
+                        k.address
+                    ));
+                }
+                Some(k)
+            }
+            AddressSpec::Direct => None,
+        };
+
+        // The new server, beside the serving one.
+        let run = crate::build::openstack::build_id();
+        let server_name = format!("{}-{}-{run}", self.name, sanitize(&target.release.version));
+        let lease = crate::cloud::time::now() + (self.spec.server.boot_timeout + 1800) as i64;
+        let new = NewServer {
+            name: server_name.clone(),
+            image_id: target.release.id.clone(),
+            flavor_id,
+            networks: Networks::Ids(vec![network_id.clone()]),
+            user_data: Some(target.boot.clone()),
+            metadata: fleet::metadata(self.name, &target.release, &run, lease),
+            tags: vec![crate::release::TAG.to_string(), fleet::tag(self.name)],
+            security_groups: vec![group.group_id.clone()],
+            key_name: self.spec.server.key_name.clone(),
+        };
+        self.progress.say(&format!(
+            "creating server {server_name} from image {} ({})",
+            target.release.id,
+            target.release.label()
+        ));
+        let id = self.nova.create_server(&new).await?;
+        self.progress
+            .say(&format!("server {id} created; watching its first boot"));
+
+        let boot_started = Instant::now();
+        let verdict = self
+            .cancel
+            .race(self.gate(&id, ConsoleTail::default()))
+            .await
+            .transpose();
+        let verdict = match verdict {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                let cleanup = self.abandon(&id, &server_name).await;
+                return Err(DeployError::Cancelled { cleanup });
+            }
+            Err(e) => {
+                let cleanup = self.abandon(&id, &server_name).await;
+                self.progress.say(&cleanup);
+                return Err(e);
+            }
+        };
+        let boot_seconds = boot_started.elapsed().as_secs_f64();
+        if let Err((why, console)) = verdict {
+            return Err(self
+                .failed(
+                    &id,
+                    &server_name,
+                    &target.release.version,
+                    why,
+                    console,
+                    serving.as_ref(),
+                )
+                .await);
+        }
+        self.progress.say(&format!(
+            "{server_name} passed its boot checks in {boot_seconds:.0} s"
+        ));
+
+        // The switch: the address moves only to a server that passed.
+        let (address, switch, previous, pruned) = self
+            .take_over(kept.as_ref(), &id, &network_id, serving.as_ref())
+            .await?;
+        Ok(Outcome {
+            deployment: self.name.to_string(),
+            action: "deployed",
+            version: target.release.version.clone(),
+            digest: target.release.digest.clone(),
+            server: id,
+            server_name,
+            address,
+            previous,
+            pruned,
+            cleaned,
+            security_group: group,
+            seconds: round(started.elapsed().as_secs_f64() - boot_seconds),
+            boot_seconds: round(boot_seconds),
+            switch_seconds: switch,
+        })
+    }
+
+    /// The fast path of a rollback (and of a deploy of a release that has a
+    /// stopped server): start it, gate its restart, give it the address.
+    pub async fn restart(
+        &self,
+        standby: &Member,
+        serving: Option<&Member>,
+        group: SecurityReport,
+        cleaned: Vec<String>,
+        started: Instant,
+    ) -> Result<Outcome, DeployError> {
+        // What the console holds already is the last boot's: only what
+        // follows the start counts.
+        let mut tail = ConsoleTail::default();
+        if let Ok(text) = self.nova.console_output(&standby.id, None).await {
+            tail.new_lines(&text);
+        }
+        fleet::set_role(self.nova, &standby.id, Role::Candidate).await?;
+        self.nova.start_server(&standby.id).await?;
+        self.progress
+            .say(&format!("started {}; watching its boot", standby.name));
+        let boot_started = Instant::now();
+        // os-start answers before the server leaves SHUTOFF: the gate would
+        // read that as a server that stopped.
+        let gated = async {
+            self.wait_active(&standby.id).await?;
+            self.gate(&standby.id, tail).await
+        };
+        let verdict = match self.cancel.race(gated).await.transpose() {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                // Back to what it was: stopped and kept.
+                let _ = self.nova.stop_server(&standby.id).await;
+                let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+                return Err(DeployError::Cancelled {
+                    cleanup: format!(
+                        "{} was stopped again and stays a standby; the address did not move",
+                        standby.name
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let boot_seconds = boot_started.elapsed().as_secs_f64();
+        if let Err((why, console)) = verdict {
+            let _ = self.nova.stop_server(&standby.id).await;
+            let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+            return Err(DeployError::GateFailed {
+                deployment: self.name.to_string(),
+                server: standby.name.clone(),
+                version: standby.version.clone(),
+                why,
+                serving: serving
+                    .map(|s| format!("{} keeps serving", s.name))
+                    .unwrap_or_else(|| "nothing serves".into()),
+                fate: "stopped again and kept".into(),
+                console,
+            });
+        }
+        let network_id = self
+            .neutron
+            .networks(&[("name", self.spec.server.network.as_str())])
+            .await?
+            .first()
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+        let kept = match &self.spec.address {
+            AddressSpec::FloatingIp { network } => {
+                Some(address::ensure(self.neutron, self.name, network).await?)
+            }
+            AddressSpec::Direct => None,
+        };
+        let (address, switch, previous, pruned) = self
+            .take_over(kept.as_ref(), &standby.id, &network_id, serving)
+            .await?;
+        Ok(Outcome {
+            deployment: self.name.to_string(),
+            action: "restarted",
+            version: standby.version.clone(),
+            digest: standby.digest.clone(),
+            server: standby.id.clone(),
+            server_name: standby.name.clone(),
+            address,
+            previous,
+            pruned,
+            cleaned,
+            security_group: group,
+            seconds: round(started.elapsed().as_secs_f64() - boot_seconds),
+            boot_seconds: round(boot_seconds),
+            switch_seconds: switch,
+        })
+    }
+
+    /// Security group first: the new server is created in it.
+    pub async fn sync_group(&self, target: &Target) -> Result<SecurityReport, DeployError> {
+        let policy = secgroup::Policy {
+            icmp: self.spec.security.icmp,
+            ssh_from: self.spec.security.ssh_from.clone(),
+        };
+        let wanted = secgroup::wanted(&target.ports, &policy)?;
+        let synced = secgroup::sync(self.neutron, self.name, &wanted, false).await?;
+        if !synced.is_noop() {
+            self.progress.say(&format!(
+                "security group {}: {} rule(s) added, {} removed",
+                secgroup::group_name(self.name),
+                synced.added.len(),
+                synced.removed.len()
+            ));
+        }
+        Ok(SecurityReport {
+            group_id: synced.group_id,
+            created: synced.created_group,
+            added: synced.added.iter().map(|r| r.to_string()).collect(),
+            removed: synced.removed.iter().map(|r| r.to_string()).collect(),
+        })
+    }
+
+    /// Cleans up what interrupted runs left: candidates that never got the
+    /// address (unless their run may still be going) and role marks the
+    /// address contradicts.
+    async fn converge(
+        &self,
+        members: &[Member],
+        serving: Option<&Member>,
+    ) -> Result<Vec<String>, DeployError> {
+        let now = crate::cloud::time::now();
+        let mut cleaned = Vec::new();
+        for m in members {
+            let is_serving = serving.is_some_and(|s| s.id == m.id);
+            if is_serving {
+                if m.role != Some(Role::Serving) {
+                    // Killed between the move and the role: the address says.
+                    fleet::set_role(self.nova, &m.id, Role::Serving).await?;
+                    self.progress.say(&format!(
+                        "{} has the address: marked serving (an earlier run was interrupted)",
+                        m.name
+                    ));
+                }
+                continue;
+            }
+            match m.role {
+                Some(Role::Candidate)
+                    if m.lease.is_some_and(|l| l > now)
+                        && m.status != ServerStatus::Shutoff
+                        && m.status != ServerStatus::Error =>
+                {
+                    // Maybe another runner's deploy, still going.
+                    self.progress.say(&format!(
+                        "{} is a candidate of run {} that may still be running (lease until {} UTC): left alone",
+                        m.name,
+                        m.run,
+                        crate::cloud::time::format_utc(m.lease.unwrap_or(0))
+                    ));
+                }
+                Some(Role::Candidate) | None => {
+                    self.nova.delete_server(&m.id).await?;
+                    self.progress.say(&format!(
+                        "deleted {}: a candidate an interrupted run left",
+                        m.name
+                    ));
+                    cleaned.push(m.name.clone());
+                }
+                Some(Role::Serving) => {
+                    // Marked serving, but the address is elsewhere: a
+                    // killed run stopped before retiring it.
+                    self.nova.stop_server(&m.id).await?;
+                    fleet::set_role(self.nova, &m.id, Role::Standby).await?;
+                    self.progress.say(&format!(
+                        "{} no longer has the address: stopped, kept as a standby",
+                        m.name
+                    ));
+                }
+                Some(Role::Standby) if m.status == ServerStatus::Active => {
+                    self.nova.stop_server(&m.id).await?;
+                }
+                Some(Role::Standby) | Some(Role::Failed) => {}
+            }
+        }
+        Ok(cleaned)
+    }
+
+    /// Until a started server is ACTIVE (or fails), within the boot timeout.
+    async fn wait_active(&self, id: &str) -> Result<(), DeployError> {
+        let deadline = Instant::now() + Duration::from_secs(self.spec.server.boot_timeout);
+        loop {
+            match self.nova.server(id).await? {
+                Some(s) if s.status == ServerStatus::Active => return Ok(()),
+                Some(s) if s.status == ServerStatus::Error => return Ok(()),
+                None => return Ok(()),
+                _ if Instant::now() >= deadline => return Ok(()),
+                _ => tokio::time::sleep(self.opts.poll.min(Duration::from_secs(1))).await,
+            }
+        }
+    }
+
+    /// Waits for the server's boot verdict: `Ok(Ok(()))` when it passed,
+    /// `Ok(Err((why, console)))` when it did not.
+    async fn gate(
+        &self,
+        id: &str,
+        tail: ConsoleTail,
+    ) -> Result<Result<(), (String, Vec<String>)>, DeployError> {
+        let mut guest = ServerGuest {
+            nova: self.nova,
+            id: id.to_string(),
+            tail,
+            poll: self.opts.poll,
+        };
+        let mut verdict = BootVerdict::default();
+        let timeout = Duration::from_secs(self.spec.server.boot_timeout);
+        let ending = gate::watch(
+            &mut guest,
+            &mut verdict,
+            timeout,
+            Duration::ZERO,
+            self.progress,
+            "booting",
+        )
+        .await
+        .map_err(|e| match e {
+            crate::build::BuildError::Cloud(c) => DeployError::Cloud(c),
+            other => DeployError::Watch(Box::new(other)),
+        })?;
+        let console: Vec<String> = verdict.recent.iter().cloned().collect();
+        Ok(match ending {
+            Ending::Decided { .. } if verdict.ready => Ok(()),
+            Ending::Decided { .. } => Err((verdict.failure(), console)),
+            Ending::Stopped(how) => Err((format!("{how} before its boot reported"), console)),
+            Ending::Failed(why) => Err((format!("Nova: {why}"), console)),
+            Ending::TimedOut => Err((
+                format!(
+                    "no boot verdict on its console within {} s (server.boot_timeout)",
+                    timeout.as_secs()
+                ),
+                console,
+            )),
+        })
+    }
+
+    /// A new server that failed its gate: deleted, or kept on request.
+    async fn failed(
+        &self,
+        id: &str,
+        name: &str,
+        version: &str,
+        why: String,
+        console: Vec<String>,
+        serving: Option<&Member>,
+    ) -> DeployError {
+        let fate = if self.opts.keep_failed {
+            match fleet::set_role(self.nova, id, Role::Failed).await {
+                Ok(()) => "kept (--keep-failed)".to_string(),
+                Err(e) => format!("meant to be kept, but marking it failed failed: {e}"),
+            }
+        } else {
+            match self.nova.delete_server(id).await {
+                Ok(_) => "deleted".to_string(),
+                Err(e) => format!("NOT deleted ({e}); `ingot gc` or the next deploy deletes it"),
+            }
+        };
+        DeployError::GateFailed {
+            deployment: self.name.to_string(),
+            server: name.to_string(),
+            version: version.to_string(),
+            why,
+            serving: serving
+                .map(|s| format!("{} keeps serving", s.name))
+                .unwrap_or_else(|| "nothing served before".into()),
+            fate,
+            console,
+        }
+    }
+
+    /// After Ctrl-C or an error while the new server boots: delete it.
+    async fn abandon(&self, id: &str, name: &str) -> String {
+        match self.nova.delete_server(id).await {
+            Ok(_) => format!("the new server {name} was deleted; the address did not move"),
+            Err(e) => format!(
+                "the new server {name} ({id}) could not be deleted ({e}): the next deploy or `ingot gc` deletes it; the address did not move"
+            ),
+        }
+    }
+
+    /// Moves the kept address to the server (read back); on a direct
+    /// network, the server's own address.
+    async fn point(
+        &self,
+        kept: Option<&Kept>,
+        server: &str,
+        network_id: &str,
+    ) -> Result<(Option<String>, Option<f64>), DeployError> {
+        match kept {
+            Some(k) => {
+                let moved = address::point_at(
+                    self.neutron,
+                    &k.id,
+                    server,
+                    Some(network_id),
+                    self.opts.move_wait,
+                )
+                .await?;
+                self.progress.say(&format!(
+                    "address {} now points at the new server (port {}, {:.1} s)",
+                    moved.address, moved.to_port, moved.seconds
+                ));
+                Ok((Some(moved.address), Some(round(moved.seconds))))
+            }
+            None => {
+                let own = address::server_address(self.neutron, server).await?;
+                Ok((own.first().cloned(), None))
+            }
+        }
+    }
+
+    /// A server that passed its gate takes over: the address, the role;
+    /// the one that served is stopped and kept, old standbys beyond `keep`
+    /// go. Returns the address, the switch's seconds, the previous server
+    /// and the pruned ones.
+    async fn take_over(
+        &self,
+        kept: Option<&Kept>,
+        server: &str,
+        network_id: &str,
+        serving: Option<&Member>,
+    ) -> Result<(Option<String>, Option<f64>, Option<String>, Vec<String>), DeployError> {
+        let (address, switch) = self.point(kept, server, network_id).await?;
+        fleet::set_role(self.nova, server, Role::Serving).await?;
+        let previous = self.retire(serving).await?;
+        let pruned = self.prune(server).await?;
+        Ok((address, switch, previous, pruned))
+    }
+
+    /// The server that served before: stopped, kept as a standby.
+    async fn retire(&self, serving: Option<&Member>) -> Result<Option<String>, DeployError> {
+        let Some(old) = serving else {
+            return Ok(None);
+        };
+        self.nova.stop_server(&old.id).await?;
+        fleet::set_role(self.nova, &old.id, Role::Standby).await?;
+        self.progress.say(&format!(
+            "stopped {} (release {}): kept for a rollback",
+            old.name, old.version
+        ));
+        Ok(Some(old.name.clone()))
+    }
+
+    /// Standby servers beyond `keep`, oldest first, are deleted.
+    async fn prune(&self, serving: &str) -> Result<Vec<String>, DeployError> {
+        let members = fleet::members(self.nova, self.name).await?;
+        let mut pruned = Vec::new();
+        let standby: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.id != serving && m.role == Some(Role::Standby))
+            .collect();
+        for m in standby.iter().skip(self.spec.keep as usize) {
+            self.nova.delete_server(&m.id).await?;
+            self.progress.say(&format!(
+                "deleted {} (release {}): more than keep: {} standby server(s)",
+                m.name, m.version, self.spec.keep
+            ));
+            pruned.push(m.name.clone());
+        }
+        Ok(pruned)
+    }
+}
+
+/// A version in a server name: Nova accepts most text, DNS-minded
+/// hostnames derived from it do not.
+fn sanitize(version: &str) -> String {
+    version
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn round(s: f64) -> f64 {
+    (s.max(0.0) * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_become_name_parts() {
+        assert_eq!(sanitize("2026.1.0"), "2026-1-0");
+        assert_eq!(sanitize("1.0.0+b1"), "1-0-0-b1");
+    }
+}

@@ -1,0 +1,13 @@
+//! From a release to running servers: blue/green deploys, rollbacks, the
+//! security group and the kept address, all read back from the cloud.
+
+pub mod address;
+pub mod error;
+#[cfg(test)]
+mod fake;
+pub mod fleet;
+pub mod flow;
+pub mod secgroup;
+pub mod status;
+
+pub use error::DeployError;
