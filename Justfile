@@ -34,3 +34,7 @@ bench-vm:
 # publish 1 GiB to the playground's Glance: ingot vs openstack CLI vs curl (~4 min)
 bench-publish:
     benches/publish.sh
+
+# cloud builds in the playground's Nova: ingot vs Packer 1.6.6 openstack builder, interruptions, --jobs 10 (~35 min)
+bench-cloud:
+    benches/cloud-build.sh

@@ -28,6 +28,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub cache: Option<PathBuf>,
 
+    /// Where builds journal the cloud resources they create, so that `gc`
+    /// finds them after a kill (default: $INGOT_STATE, else
+    /// $XDG_STATE_HOME/ingot, else ~/.local/state/ingot).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,26 +62,34 @@ pub enum Command {
         /// The image file whose base to obtain.
         image: PathBuf,
     },
-    /// Build a golden image: bake it in a VM, gate it on readiness, write an
-    /// artifact folder. Unchanged inputs are not built again.
+    /// Build golden images: bake each in a guest (a local QEMU VM, or a
+    /// temporary server in the cloud), gate it on readiness, keep it (an
+    /// artifact folder, or a release in Glance). Unchanged inputs are not
+    /// built again.
     Build {
         #[command(flatten)]
-        input: ImageArgs,
-        /// Where the image is baked: `qemu` (local) or `openstack`.
-        #[arg(long, default_value = "qemu")]
-        builder: String,
-        /// Folder of artifacts.
+        input: BuildInputs,
+        /// Where images are baked.
+        #[arg(long, value_enum, default_value = "qemu")]
+        builder: BuilderArg,
+        /// Folder of artifacts (qemu builder).
         #[arg(long, value_name = "DIR", default_value = "artifacts")]
         artifacts: PathBuf,
-        /// Build even when an artifact with the same input digest exists.
+        /// Build even when these inputs were built before.
         #[arg(long)]
         force: bool,
-        /// Compression of the golden qcow2: zstd, zlib (for QEMU < 5.1) or none.
+        /// Compression of the golden qcow2: zstd, zlib (for QEMU < 5.1) or none (qemu builder).
         #[arg(long, default_value = "zstd")]
         compression: crate::qemu::Compression,
         #[command(flatten)]
-        vm: VmArgs,
-        /// Publish the artifact to Glance once built (see `ingot publish`).
+        gate: GateArgs,
+        #[command(flatten)]
+        vm: QemuArgs,
+        #[command(flatten)]
+        openstack: OpenStackArgs,
+        /// Publish each artifact to Glance once built (qemu builder; see
+        /// `ingot publish`). The openstack builder's images are releases
+        /// already.
         #[arg(long)]
         publish: bool,
         #[command(flatten)]
@@ -88,7 +102,68 @@ pub enum Command {
         /// An artifact folder written by `ingot build`.
         artifact: PathBuf,
         #[command(flatten)]
-        vm: VmArgs,
+        gate: GateArgs,
+        #[command(flatten)]
+        vm: QemuArgs,
+    },
+    /// Run a release of the deployment's image (deployments/NAME.yaml):
+    /// the first server, or blue/green — boot the new release beside the
+    /// serving one, gate it on its first boot, then move the address and
+    /// stop the old server. A failed gate never moves the address.
+    Deploy(DeployArgs),
+    /// Back to the previous release: the stopped previous server is
+    /// started, gated and given the address; without one, the previous
+    /// release is deployed.
+    Rollback {
+        /// The deployment (deployments/NAME.yaml, or a path).
+        name: String,
+        /// The version (or Glance id, or digest) to go back to.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// A YAML file of secret values, for a release that must boot anew.
+        #[arg(long, value_name = "FILE")]
+        secrets: Option<PathBuf>,
+        /// Seconds between two looks at the console.
+        #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+        poll: u64,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// The deployment's servers as the cloud describes them: release,
+    /// state, role, addresses; what serves now.
+    Status {
+        name: String,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// Delete the deployment's servers and security group. The kept
+    /// address stays unless --release-address.
+    Destroy {
+        name: String,
+        /// Release the kept floating IP too (DNS still points at it).
+        #[arg(long)]
+        release_address: bool,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// Find and delete what interrupted or killed builds left in the cloud:
+    /// build servers and unfinished images, found by ingot's tags and
+    /// metadata and by the local journal. Never touches anything ingot did
+    /// not create.
+    Gc {
+        /// Show what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only what is older than this (e.g. 30m, 2h, 1d; 0 for everything).
+        #[arg(long, value_name = "AGE", default_value = "1h")]
+        older_than: String,
+        /// Also delete what a build that may still be running on another
+        /// machine holds (its lease has not ended). The local journal
+        /// already proves builds of this machine dead without this.
+        #[arg(long)]
+        ignore_leases: bool,
+        #[command(flatten)]
+        cloud: CloudArgs,
     },
     /// Upload an artifact to Glance as a release: properties, streamed
     /// upload, sha512 checked against Glance's. An artifact whose input
@@ -138,6 +213,14 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuilderArg {
+    /// A local QEMU guest; the image becomes an artifact folder.
+    Qemu,
+    /// A temporary server in the cloud; its snapshot becomes a release.
+    Openstack,
+}
+
 /// Which cloud, as the OpenStack tools choose it: `--os-cloud` or
 /// `OS_CLOUD` names a cloud in clouds.yaml; without either, the `OS_*`
 /// variables of an openrc file.
@@ -155,6 +238,30 @@ pub struct CloudArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The deployment (deployments/NAME.yaml, or a path).
+    pub name: String,
+    /// Run this version instead of the file's release choice.
+    #[arg(long, value_name = "VERSION", conflicts_with = "channel")]
+    pub version: Option<String>,
+    /// Run the release this channel points at.
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+    /// A YAML file of secret values (`name: value`); `INGOT_SECRET_<NAME>`
+    /// environment variables are read too, the file wins.
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+    /// Keep a new server that failed its gate (for a look at it).
+    #[arg(long)]
+    pub keep_failed: bool,
+    /// Seconds between two looks at the console.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub poll: u64,
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct PublishArgs {
     /// Glance visibility of a new release.
     #[arg(long, default_value = "private", value_parser = ["private", "shared", "community", "public"])]
@@ -164,8 +271,21 @@ pub struct PublishArgs {
     pub attempts: u32,
 }
 
+/// How long a guest may take and what its result must be, for every
+/// builder and for `verify`.
 #[derive(Debug, Args)]
-pub struct VmArgs {
+pub struct GateArgs {
+    /// Seconds before a guest that has not finished is stopped.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+    /// Accept cloud-init's "degraded" status (exit 2) instead of failing.
+    #[arg(long)]
+    pub allow_degraded: bool,
+}
+
+/// The local QEMU guest.
+#[derive(Debug, Args)]
+pub struct QemuArgs {
     /// QEMU accelerator: tcg (always works) or kvm (fast, where KVM works).
     #[arg(long, env = "INGOT_ACCEL", default_value = "tcg")]
     pub accel: crate::qemu::Accel,
@@ -178,12 +298,39 @@ pub struct VmArgs {
     /// Guest CPU model, e.g. host under kvm (default: QEMU's own).
     #[arg(long, value_name = "MODEL")]
     pub cpu: Option<String>,
-    /// Seconds before a VM that has not finished is stopped.
-    #[arg(long, default_value_t = 1800)]
-    pub timeout: u64,
-    /// Accept cloud-init's "degraded" status (exit 2) instead of failing.
-    #[arg(long)]
-    pub allow_degraded: bool,
+}
+
+/// The build servers of the openstack builder.
+#[derive(Debug, Args)]
+pub struct OpenStackArgs {
+    /// Flavor of the build servers, by name or id (openstack builder).
+    #[arg(long, env = "INGOT_BUILD_FLAVOR", value_name = "FLAVOR")]
+    pub flavor: Option<String>,
+    /// Network of the build servers, by name or id; the guest needs its
+    /// distribution's archive from there (openstack builder).
+    #[arg(long, env = "INGOT_BUILD_NETWORK", value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// Builds at once, each in its own server (openstack builder).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
+    /// Seconds between two looks at a build server's console and state.
+    #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+    pub poll: u64,
+}
+
+/// One or more image files and the values they are rendered with.
+#[derive(Debug, Args)]
+pub struct BuildInputs {
+    /// Image files, e.g. images/*.yaml.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Override a parameter: KEY=VALUE (repeatable; not for secrets).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A YAML file of secret values (see `ingot render --help`); a build
+    /// never needs one, the bake cannot see secrets.
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +340,7 @@ pub struct ImageArgs {
     /// Override a parameter: KEY=VALUE (repeatable; not for secrets).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// A YAML file of secret values (`name: value`); INGOT_SECRET_<NAME>
+    /// A YAML file of secret values (`name: value`); `INGOT_SECRET_<NAME>`
     /// environment variables are read too, the file wins.
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,

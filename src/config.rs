@@ -18,8 +18,18 @@ pub struct ImageInput {
 
 impl ImageInput {
     pub fn from_args(args: &ImageArgs, layers: Option<&Path>) -> Result<Self, Error> {
-        let mut set = Vec::with_capacity(args.set.len());
-        for s in &args.set {
+        Self::new(&args.image, &args.set, args.secrets.as_deref(), layers)
+    }
+
+    /// One image file with `--set` values and an optional secrets file.
+    pub fn new(
+        image: &Path,
+        given: &[String],
+        secrets_file: Option<&Path>,
+        layers: Option<&Path>,
+    ) -> Result<Self, Error> {
+        let mut set = Vec::with_capacity(given.len());
+        for s in given {
             match s.split_once('=') {
                 Some((k, v)) if !k.trim().is_empty() => {
                     set.push((k.trim().to_string(), v.to_string()))
@@ -27,18 +37,26 @@ impl ImageInput {
                 _ => return Err(Error::BadSet { given: s.clone() }),
             }
         }
-        let mut secrets = secrets_from_env(std::env::vars());
-        if let Some(path) = &args.secrets {
-            secrets.extend(secrets_from_file(path)?);
+        let mut secrets = secrets_from_env(std::env::vars_os())?;
+        let mut secret_sources: BTreeMap<String, String> = secrets
+            .keys()
+            .map(|k| (k.clone(), crate::compose::env_name(k)))
+            .collect();
+        if let Some(path) = secrets_file {
+            for (k, v) in secrets_from_file(path)? {
+                secret_sources.insert(k.clone(), format!("secrets file {}", path.display()));
+                secrets.insert(k, v);
+            }
         }
         Ok(ImageInput {
             layers_dir: layers
                 .map(Path::to_path_buf)
-                .unwrap_or_else(|| default_layers_dir(&args.image)),
-            image: args.image.clone(),
+                .unwrap_or_else(|| default_layers_dir(image)),
+            image: image.to_path_buf(),
             overrides: Overrides {
                 set,
                 secrets,
+                secret_sources,
                 defer_required_secrets: false,
             },
         })
@@ -58,21 +76,64 @@ pub fn default_layers_dir(image: &Path) -> PathBuf {
     }
 }
 
-fn secrets_from_env(vars: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
-    vars.filter_map(|(k, v)| {
-        k.strip_prefix(SECRET_ENV_PREFIX)
-            .map(|name| (name.to_ascii_lowercase(), v))
-    })
-    .collect()
+/// `INGOT_SECRET_<NAME>` variables. Read with `vars_os`: `std::env::vars`
+/// panics on a value that is not UTF-8, printing it. Such a secret is
+/// refused by its variable's name; other variables are not ingot's concern.
+fn secrets_from_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<BTreeMap<String, String>, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = BTreeMap::new();
+    for (k, v) in vars {
+        let Some(name) = k.as_bytes().strip_prefix(SECRET_ENV_PREFIX.as_bytes()) else {
+            continue;
+        };
+        let variable = String::from_utf8_lossy(k.as_bytes()).into_owned();
+        let (Ok(name), Some(value)) = (std::str::from_utf8(name), v.to_str()) else {
+            return Err(Error::SecretEnv {
+                variable,
+                problem: "is not valid UTF-8",
+            });
+        };
+        out.insert(name.to_ascii_lowercase(), value.to_string());
+    }
+    Ok(out)
 }
 
 /// Values are never echoed in errors: a broken secrets file is reported by
-/// position only.
+/// position only. The file may be a pipe (`--secrets <(pass show ...)`),
+/// never a device, and is read up to 1 MiB.
 fn secrets_from_file(path: &Path) -> Result<BTreeMap<String, String>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Secrets {
+    use std::io::Read;
+    const LIMIT: u64 = 1024 * 1024;
+    let bad = |message: String| Error::Secrets {
         path: path.to_path_buf(),
-        message: format!("cannot read: {e}"),
-    })?;
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if !(t.is_file() || t.is_fifo()) {
+            return Err(bad("cannot read: not a regular file or a pipe".into()));
+        }
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes))
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > LIMIT {
+        return Err(bad("larger than 1 MiB: not a secrets file".into()));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    if let Err(crate::model::yaml::ScanError::Duplicate(d)) =
+        crate::model::yaml::scan(text.as_bytes())
+    {
+        return Err(bad(format!(
+            "secret `{}` is given twice (lines {} and {})",
+            d.key, d.first.line, d.second.line
+        )));
+    }
     let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::Secrets {
         path: path.to_path_buf(),
         message: match e.location() {
@@ -129,7 +190,7 @@ mod tests {
             ),
             ("HOME".to_string(), "/root".to_string()),
         ];
-        let s = secrets_from_env(vars.into_iter());
+        let s = secrets_from_env(vars.into_iter().map(|(k, v)| (k.into(), v.into()))).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s["grafana_admin_password"], "x");
     }

@@ -25,6 +25,11 @@ pub enum Error {
     },
     #[error("{}: {message}", path.display())]
     Secrets { path: PathBuf, message: String },
+    #[error("{variable} {problem}: give the secret as UTF-8 text (its value is not shown)")]
+    SecretEnv {
+        variable: String,
+        problem: &'static str,
+    },
     #[error("--set {given}: expected KEY=VALUE")]
     BadSet { given: String },
     #[error(transparent)]
@@ -39,6 +44,8 @@ pub enum Error {
     Unsupported(String),
     #[error(transparent)]
     Release(Box<crate::release::ReleaseError>),
+    #[error(transparent)]
+    Deploy(Box<crate::deploy::DeployError>),
     #[error("cancelled (Ctrl-C): the VM and helper processes were stopped and staging folders removed; nothing was left behind")]
     Cancelled,
     #[error("{}: cannot write: {source}", path.display())]
@@ -62,17 +69,19 @@ impl From<LoadError> for Error {
 
 impl From<crate::build::BuildError> for Error {
     fn from(e: crate::build::BuildError) -> Self {
-        match e {
-            // Input problems found while building keep their own kind and code.
-            crate::build::BuildError::Input(inner) => *inner,
-            other => Error::Build(Box::new(other)),
-        }
+        Error::Build(Box::new(e))
     }
 }
 
 impl From<crate::release::ReleaseError> for Error {
     fn from(e: crate::release::ReleaseError) -> Self {
         Error::Release(Box::new(e))
+    }
+}
+
+impl From<crate::deploy::DeployError> for Error {
+    fn from(e: crate::deploy::DeployError) -> Self {
+        Error::Deploy(Box::new(e))
     }
 }
 
@@ -88,12 +97,14 @@ impl Error {
             Error::Load(_)
             | Error::Compose { .. }
             | Error::Secrets { .. }
+            | Error::SecretEnv { .. }
             | Error::BadSet { .. }
             | Error::Render {
                 source: RenderError::TooLarge { .. },
                 ..
             } => EXIT_INVALID_INPUT,
             Error::Build(e) => e.code(),
+            Error::Deploy(e) => e.code(),
             Error::Unsupported(_) => EXIT_INVALID_INPUT,
             Error::Cancelled => EXIT_CANCELLED,
             Error::Release(e) => match **e {
@@ -116,7 +127,7 @@ impl Error {
             },
             Error::Compose { .. } => "composition",
             Error::Render { .. } => "render",
-            Error::Secrets { .. } => "secrets",
+            Error::Secrets { .. } | Error::SecretEnv { .. } => "secrets",
             Error::BadSet { .. } => "usage",
             Error::Write { .. } => "write",
             Error::Build(_) => "build",
@@ -124,6 +135,7 @@ impl Error {
             Error::Unsupported(_) => "unsupported",
             Error::Cancelled => "cancelled",
             Error::Release(e) => e.kind(),
+            Error::Deploy(e) => e.kind(),
         }
     }
 }

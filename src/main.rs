@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             };
             // A closed pipe (`ingot layers | head`) is not an error worth a panic.
             let _ = writeln!(std::io::stdout(), "{text}");
-            0
+            out.code()
         }
         Err(e) => {
             if cli.json {

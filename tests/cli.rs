@@ -164,7 +164,7 @@ fn cycles_print_their_path() {
         .args(&["check", "images/web.yaml"])
         .run()
         .code(2)
-        .stderr("error: image web: layers require each other in a cycle: web -> base -> web\n");
+        .stderr("error: image web: layers require each other in a cycle: web -> base -> web\n  --> layers/web/layer.yaml:5: requires\n  --> layers/base/layer.yaml:5: requires\n");
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn unsupported_distro_is_an_error() {
         .args(&["check", "images/web.yaml"])
         .run()
         .code(2)
-        .stderr("error: image web: layer `web` does not support ubuntu-24.04 (it supports debian-12); image `web` is ubuntu-24.04\n");
+        .stderr("error: image web: layer `web` does not support ubuntu-24.04 (it supports debian-12); image `web` is ubuntu-24.04\n  --> layers/web/layer.yaml:6: distros\n");
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn two_services_on_one_port_name_both_layers() {
         .args(&["check", "images/web.yaml", "--set", "port=22"])
         .run()
         .code(2)
-        .stderr("error: image web: port 22/tcp is claimed twice: by service `ssh` of layer `base` and by service `nginx` of layer `web`; move one of them (usually with a port parameter)\n");
+        .stderr("error: image web: port 22/tcp is claimed twice: by service `ssh` of layer `base` and by service `nginx` of layer `web`; move one of them (usually with a port parameter)\n  --> layers/base/layer.yaml:20: ports[0]\n  --> layers/web/layer.yaml:24: ports[0]\n");
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn two_layers_writing_one_file_is_an_error_unless_declared() {
     t.args(&["check", "images/web.yaml"])
         .run()
         .code(2)
-        .stderr("error: image web: file /etc/motd (bake phase) is written by layer `base` and by layer `web`; if `web` means to replace it, set `overrides: true` on its entry\n");
+        .stderr("error: image web: file /etc/motd (bake phase) is written by layer `base` and by layer `web`; if `web` means to replace it, set `overrides: true` on its entry\n  --> layers/base/layer.yaml:14: files[0]\n  --> layers/web/layer.yaml:14: files[0]\n");
     let t = Test::fixture()
         .layer("base", &BASE.replace("users:", &format!("{extra}users:")))
         .layer(
@@ -227,9 +227,9 @@ fn all_parameter_problems_at_once() {
         .code(2)
         .stderr(
             "error: image web: invalid parameters:\n\
-             \x20 - `prot` in image `web` is not a parameter of any layer of the image (did you mean `port`?)\n\
+             \x20 - `prot` in image `web` is not a parameter of any layer of the image (did you mean `port`?) (images/web.yaml:7)\n\
              \x20 - `port` in --set: expected a port number from 1 to 65535, got \"http\"\n\
-             \x20 - `fqdn` (fqdn, layer `base`) (public DNS name) is required and has no value: set it in image `web` or with --set fqdn=...\n",
+             \x20 - `fqdn` (fqdn, layer `base`) (public DNS name) is required and has no value: set it in image `web` or with --set fqdn=... (layers/base/layer.yaml:7)\n",
         );
 }
 
@@ -241,7 +241,7 @@ fn a_secret_in_the_bake_phase_is_refused() {
         .args(&["check", "images/web.yaml"])
         .run()
         .code(2)
-        .stderr("error: image web: layer `web`: secret parameter `token` is used in the bake phase (file /etc/web/token); secrets never enter an image: move it to the boot phase\n");
+        .stderr("error: image web: layer `web`: secret parameter `token` is used in the bake phase (file /etc/web/token); secrets never enter an image: move it to the boot phase\n  --> layers/web/layer.yaml:16: files[1]\n");
 }
 
 #[test]
@@ -312,7 +312,7 @@ fn template_errors_name_layer_and_template() {
         .run()
         .code(2)
         .stderr_has(
-            "error: image web: layer `web`: templates: Failed to parse 'site.conf.tera':  --> 2:18",
+            "error: image web: layer `web`: template site.conf.tera, line 2: Failed to parse 'site.conf.tera':  --> 2:18",
         );
 }
 
@@ -453,7 +453,7 @@ fn when_conditions_switch_items_on_and_off() {
             "web",
             &WEB.replace(
                 "  all: [nginx]\n",
-                "  all: [nginx, {name: x, when: \"stats ==\"}]\n",
+                "  all: [nginx, {name: xx, when: \"stats ==\"}]\n",
             ),
         )
         .args(&["check", "images/web.yaml"])
@@ -479,6 +479,26 @@ fn prometheus_on_jitsis_port_is_refused_naming_both_layers() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: image jitsi-meet: port 9090/tcp is claimed twice: by service `jitsi-videobridge2` of layer `jitsi` and by service `prometheus` of layer `monitoring`; move one of them (usually with a port parameter)\n"
+        "error: image jitsi-meet: port 9090/tcp is claimed twice: by service `jitsi-videobridge2` of layer `jitsi` and by service `prometheus` of layer `monitoring`; move one of them (usually with a port parameter)\n  --> layers/jitsi/layer.yaml:81: ports[1]\n  --> layers/monitoring/layer.yaml:195: ports[0]\n"
     );
+}
+
+/// Every shipped deployment file loads, and names an image file that exists.
+#[test]
+fn shipped_deployments_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root.join("deployments")).unwrap() {
+        let path = entry.unwrap().path();
+        let d = ingot::model::deployment::load_deployment(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            d.image_file.is_file(),
+            "{}: {}",
+            path.display(),
+            d.image_file.display()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
 }

@@ -4,7 +4,12 @@
 mod base;
 mod cli;
 mod cloud;
+mod cloud_build;
 mod common;
+mod deploy;
+mod deploy_net;
+mod dns;
 mod golden;
+mod hostile;
 mod real_tools;
 mod release_faults;

@@ -37,11 +37,11 @@ mod prometheus;
 #[path = "tools/sshd.rs"]
 mod sshd;
 #[path = "tools/support.rs"]
-mod support;
+pub(crate) mod support;
 #[path = "tools/systemd.rs"]
 mod systemd;
 #[path = "tools/user_data.rs"]
-mod user_data;
+pub(crate) mod user_data;
 #[path = "tools/validate.rs"]
 mod validate;
 

@@ -8,12 +8,13 @@ use serde_json::{json, Value};
 use std::fmt::Write;
 use std::path::PathBuf;
 
+mod deploy;
 mod release;
 
 pub enum Output {
     Layers(Vec<LayerSource>),
     Base(crate::base::BaseImage),
-    Built(crate::build::Artifact),
+    Built(crate::build::Built),
     Verified(crate::build::VerifyReport),
     Checked {
         comp: Composition,
@@ -26,7 +27,7 @@ pub enum Output {
     },
     Published(crate::release::publish::Published),
     BuiltAndPublished {
-        artifact: crate::build::Artifact,
+        artifact: crate::build::Built,
         published: crate::release::publish::Published,
     },
     Releases {
@@ -40,20 +41,62 @@ pub enum Output {
         dry_run: bool,
         deleted: Vec<String>,
     },
+    BuiltMany(Vec<crate::build::Built>),
+    BuiltAndPublishedMany(Vec<(crate::build::Built, crate::release::publish::Published)>),
+    /// Each image of a cloud build, in the order given.
+    CloudBuilt {
+        results: Vec<(
+            String,
+            Result<crate::build::openstack::Released, crate::build::BuildError>,
+        )>,
+        /// Requests sent to the cloud's services, and Keystone logins.
+        api_requests: u32,
+        authentications: u32,
+    },
+    Gc(crate::build::openstack::gc::Report),
+    Deployed(crate::deploy::flow::Outcome),
+    DeployStatus(crate::deploy::status::Status),
+    Destroyed(crate::deploy::status::Destroyed),
 }
 
 impl Output {
+    /// The exit code: a command can succeed for some items and fail for
+    /// others (parallel builds, gc); the worst wins.
+    pub fn code(&self) -> i32 {
+        match self {
+            Output::CloudBuilt { results, .. } => results
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().err())
+                .map(|e| e.code())
+                .max_by_key(|c| match *c {
+                    crate::error::EXIT_CANCELLED => 3,
+                    crate::error::EXIT_FAILURE => 2,
+                    _ => 1,
+                })
+                .unwrap_or(0),
+            Output::Gc(r) if r.failed() > 0 => crate::error::EXIT_FAILURE,
+            _ => 0,
+        }
+    }
+
     pub fn text(&self) -> String {
         match self {
+            Output::BuiltMany(all) => all.iter().map(built_line).collect::<Vec<_>>().join("\n"),
+            Output::BuiltAndPublishedMany(all) => all
+                .iter()
+                .map(|(a, p)| format!("{}\n{}", built_line(a), release::published_text(p)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Output::CloudBuilt { results, .. } => release::cloud_built_text(results),
+            Output::Gc(r) => release::gc_text(r),
+            Output::Deployed(o) => deploy::outcome_text(o),
+            Output::DeployStatus(st) => deploy::status_text(st),
+            Output::Destroyed(d) => deploy::destroyed_text(d),
             Output::Layers(layers) => layers_text(layers),
             Output::Base(b) => {
                 format!("{} (sha256 {}, {})", b.disk().display(), b.sha256, b.source)
             }
-            Output::Built(a) => format!(
-                "{}: {}",
-                if a.built { "built" } else { "already built" },
-                a.dir.display()
-            ),
+            Output::Built(a) => built_line(a),
             Output::Verified(r) => verify_text(r),
             Output::Checked { comp, rendered } => {
                 format!("ok: {}", summary(comp, rendered))
@@ -78,7 +121,7 @@ impl Output {
                 } else {
                     "already built"
                 },
-                artifact.dir.display(),
+                artifact.artifact.dir.display(),
                 release::published_text(published)
             ),
             Output::Releases { image, releases } => release::releases_text(image, releases),
@@ -94,10 +137,32 @@ impl Output {
 
     pub fn json(&self) -> Value {
         match self {
+            Output::BuiltMany(all) => json!({
+                "ok": true,
+                "builds": all.iter().map(|a| json!({"built": a.built, "artifact": a.artifact.dir, "manifest": a.artifact.manifest})).collect::<Vec<_>>(),
+            }),
+            Output::BuiltAndPublishedMany(all) => json!({
+                "ok": true,
+                "builds": all.iter().map(|(a, p)| json!({"built": a.built, "artifact": a.artifact.dir, "manifest": a.artifact.manifest, "published": release::published_json(p)})).collect::<Vec<_>>(),
+            }),
+            Output::CloudBuilt {
+                results,
+                api_requests,
+                authentications,
+            } => json!({
+                "ok": self.code() == 0,
+                "api_requests": api_requests,
+                "authentications": authentications,
+                "builds": results.iter().map(|(name, r)| release::cloud_built_json(name, r)).collect::<Vec<_>>(),
+            }),
+            Output::Gc(r) => json!({"ok": r.failed() == 0, "gc": r}),
+            Output::Deployed(o) => json!({"ok": true, "deploy": o}),
+            Output::DeployStatus(st) => json!({"ok": true, "status": st}),
+            Output::Destroyed(d) => json!({"ok": true, "destroyed": d}),
             Output::Layers(layers) => Value::Array(layers.iter().map(layer_json).collect()),
             Output::Base(b) => json!({"ok": true, "base": b, "disk": b.disk()}),
             Output::Built(a) => {
-                json!({"ok": true, "built": a.built, "artifact": a.dir, "manifest": a.manifest})
+                json!({"ok": true, "built": a.built, "artifact": a.artifact.dir, "manifest": a.artifact.manifest})
             }
             Output::Verified(r) => json!({"ok": r.ok, "report": r}),
             Output::Checked { rendered, .. } => json!({"ok": true, "manifest": rendered.manifest}),
@@ -113,8 +178,8 @@ impl Output {
             } => json!({
                 "ok": true,
                 "built": artifact.built,
-                "artifact": artifact.dir,
-                "manifest": artifact.manifest,
+                "artifact": artifact.artifact.dir,
+                "manifest": artifact.artifact.manifest,
                 "published": release::published_json(published),
             }),
             Output::Releases { image, releases } => {
@@ -131,6 +196,14 @@ impl Output {
             }
         }
     }
+}
+
+fn built_line(a: &crate::build::Built) -> String {
+    format!(
+        "{}: {}",
+        if a.built { "built" } else { "already built" },
+        a.artifact.dir.display()
+    )
 }
 
 pub fn error_json(e: &Error) -> Value {
@@ -225,11 +298,7 @@ fn summary(comp: &Composition, r: &Rendered) -> String {
     if !secrets.is_empty() {
         let _ = writeln!(s, "  secrets  {}", secrets.join(", "));
     }
-    let _ = write!(
-        s,
-        "  digest   {}",
-        r.manifest["input_digest"].as_str().unwrap_or("")
-    );
+    let _ = write!(s, "  digest   {}", r.manifest.input_digest);
     s
 }
 

@@ -1,5 +1,8 @@
 //! Runs one subcommand: load, compose, render, and (for `render`) write.
 
+mod build;
+mod deploy;
+mod out;
 mod release;
 
 use crate::cli::{Cli, Command};
@@ -9,13 +12,11 @@ use crate::error::Error;
 use crate::model::{self, LayerSource};
 use crate::output::Output;
 use crate::render::{self, Rendered};
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::build::{BuildError, BuildOptions, QemuBuilder, VerifyOptions};
-use crate::cli::VmArgs;
+use crate::build::{BuildError, VerifyOptions};
+use crate::cli::QemuArgs;
 use crate::progress::Progress;
 use crate::qemu::QemuConfig;
 
@@ -55,7 +56,7 @@ fn cache(cli: &Cli) -> crate::base::Cache {
     )
 }
 
-fn qemu_config(vm: &VmArgs) -> QemuConfig {
+fn qemu_config(vm: &QemuArgs) -> QemuConfig {
     QemuConfig {
         accel: vm.accel,
         memory_mb: vm.memory,
@@ -106,53 +107,44 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             artifacts,
             force,
             compression,
+            gate,
             vm,
+            openstack,
             publish,
             publish_args,
             cloud,
-        } => {
-            if builder != "qemu" {
-                return Err(Error::Unsupported(format!(
-                    "builder `{builder}` is not available yet: use --builder qemu"
-                )));
-            }
-            let input = ImageInput::from_args(input, cli.layers.as_deref())?;
-            let opts = BuildOptions {
-                artifacts: artifacts.clone(),
-                cache: cache(cli),
-                timeout: Duration::from_secs(vm.timeout),
-                compression: *compression,
-                allow_degraded: vm.allow_degraded,
+        } => build::build(
+            cli,
+            &build::BuildCommand {
+                input,
+                builder: *builder,
+                artifacts,
                 force: *force,
-            };
-            let qemu = QemuBuilder {
-                qemu: qemu_config(vm),
-            };
-            let progress = Progress::new("build", false);
-            // Credentials and catalog are checked before a long build, not after.
-            if *publish {
-                release::preflight(cloud)?;
-            }
-            let artifact = cancellable(crate::build::build(&qemu, &input, &opts, &progress))?;
-            if !*publish {
-                return Ok(Output::Built(artifact));
-            }
-            let published = release::publish(&artifact.dir, publish_args, cloud)?;
-            Ok(Output::BuiltAndPublished {
-                artifact,
-                published,
-            })
-        }
-        Command::Verify { artifact, vm } => {
+                compression: *compression,
+                gate,
+                vm,
+                openstack,
+                publish: *publish,
+                publish_args,
+                cloud,
+            },
+        ),
+        Command::Verify { artifact, gate, vm } => {
             let opts = VerifyOptions {
                 qemu: qemu_config(vm),
-                timeout: Duration::from_secs(vm.timeout),
-                allow_degraded: vm.allow_degraded,
+                timeout: Duration::from_secs(gate.timeout),
+                allow_degraded: gate.allow_degraded,
             };
             let progress = Progress::new("verify", false);
             let report = cancellable(crate::build::verify(artifact, &opts, &progress))?;
             Ok(Output::Verified(report))
         }
+        Command::Gc {
+            dry_run,
+            older_than,
+            ignore_leases,
+            cloud,
+        } => build::gc(cli, *dry_run, older_than, *ignore_leases, cloud),
         Command::Publish {
             artifact,
             publish_args,
@@ -175,10 +167,24 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             dry_run,
             cloud,
         } => release::prune(image, *keep, *dry_run, cloud),
+        Command::Deploy(args) => deploy::deploy(cli, args),
+        Command::Rollback {
+            name,
+            to,
+            secrets,
+            poll,
+            cloud,
+        } => deploy::rollback(cli, name, to.as_deref(), secrets.as_deref(), *poll, cloud),
+        Command::Status { name, cloud } => deploy::status(name, cloud),
+        Command::Destroy {
+            name,
+            release_address,
+            cloud,
+        } => deploy::destroy(name, *release_address, cloud),
         Command::Render { input, out } => {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;
             let (comp, rendered) = build(&input)?;
-            write_out(out, &rendered)?;
+            out::write_out(out, &rendered)?;
             Ok(Output::Rendered {
                 comp,
                 rendered,
@@ -186,6 +192,19 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             })
         }
     }
+}
+
+/// What a builder bakes: rendered without secrets, which the bake can
+/// never see; a secret required at boot is then not an error yet.
+fn render_for_build(input: &ImageInput) -> Result<(Composition, Rendered), Error> {
+    let mut overrides = input.overrides.clone();
+    overrides.secrets.clear();
+    overrides.defer_required_secrets = true;
+    build(&ImageInput {
+        image: input.image.clone(),
+        layers_dir: input.layers_dir.clone(),
+        overrides,
+    })
 }
 
 /// Everything up to the bytes; no side effects.
@@ -199,8 +218,12 @@ pub fn build(input: &ImageInput) -> Result<(Composition, Rendered), Error> {
         source: Box::new(source),
     })?;
     tracing::info!(order = ?comp.layers.iter().map(|l| &l.name).collect::<Vec<_>>(), "composed");
-    let rendered =
+    for w in &comp.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut rendered =
         render::render(&comp, &digest).map_err(|source| Error::Render { image, source })?;
+    rendered.manifest.sets = input.overrides.set.iter().cloned().collect();
     tracing::info!(
         bake_bytes = rendered.bake.bytes.len(),
         boot_bytes = rendered.boot.bytes.len(),
@@ -208,73 +231,4 @@ pub fn build(input: &ImageInput) -> Result<(Composition, Rendered), Error> {
         "rendered"
     );
     Ok((comp, rendered))
-}
-
-/// Writes the three files so that `out` never holds a half-written one:
-/// destinations are checked first, every file is written and synced under a
-/// temporary name, and only then renamed into place (renames within one
-/// folder do not fail half-way). On failure the temporary files are removed.
-fn write_out(out: &Path, rendered: &Rendered) -> Result<(), Error> {
-    let write_err = |path: &Path, source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
-    let mut manifest = serde_json::to_vec_pretty(&rendered.manifest).expect("json");
-    manifest.push(b'\n');
-    let files: [(String, &[u8], u32); 3] = [
-        (rendered.bake.file_name(), &rendered.bake.bytes, 0o644),
-        // The boot document may hold secrets.
-        (rendered.boot.file_name(), &rendered.boot.bytes, 0o600),
-        ("manifest.json".into(), &manifest, 0o644),
-    ];
-    // A destination that is not a plain file would make its rename fail
-    // after others succeeded: refuse before touching anything.
-    for (name, _, _) in &files {
-        let dest = out.join(name);
-        if dest.exists() && !dest.is_file() {
-            return Err(write_err(
-                &dest,
-                std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "exists and is not a file",
-                ),
-            ));
-        }
-    }
-    let pid = std::process::id();
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for (name, bytes, mode) in &files {
-        let tmp = out.join(format!(".{name}.tmp-{pid}"));
-        let result = write_file(&tmp, bytes, *mode);
-        staged.push((tmp.clone(), out.join(name)));
-        if let Err(e) = result {
-            remove_all(&staged);
-            return Err(write_err(&tmp, e));
-        }
-    }
-    for (tmp, dest) in &staged {
-        if let Err(e) = fs::rename(tmp, dest) {
-            remove_all(&staged);
-            return Err(write_err(dest, e));
-        }
-    }
-    Ok(())
-}
-
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-fn remove_all(staged: &[(PathBuf, PathBuf)]) {
-    for (tmp, _) in staged {
-        let _ = fs::remove_file(tmp);
-    }
 }

@@ -57,6 +57,11 @@ impl Playground {
         self.setting("INGOT_PLAYGROUND_NOVA").as_deref() == Some("1")
     }
 
+    /// Designate runs too (`start --with-dns`, on by default with Nova).
+    pub fn has_dns(&self) -> bool {
+        self.has_nova() && self.setting("INGOT_PLAYGROUND_DNS").as_deref() == Some("1")
+    }
+
     /// `http://127.0.0.1:PORT/v3`
     pub fn keystone_url(&self) -> String {
         let port = self
@@ -155,6 +160,11 @@ pub fn artifact(root: &Path, name: &str, version: &str, data: &[u8]) -> PathBuf 
         "input_digest": format!("sha256:{digest}"),
         "layers": [{"name": "base", "version": "1.0.0"}],
         "params": {}, "secrets": [], "ports": [],
+        "user_data": {
+            "bake": {"file": "bake.user-data", "bytes": 0, "gzip": false, "sha256": "0".repeat(64)},
+            "boot": {"file": "boot.user-data", "bytes": 0, "gzip": false}
+        },
+        "checks": {"bake": [], "boot": []},
         "build": {
             "builder": "qemu",
             "base": {"sha256": "b".repeat(64), "source": "build:debian-archive", "format": "qcow2"},
@@ -162,7 +172,7 @@ pub fn artifact(root: &Path, name: &str, version: &str, data: &[u8]) -> PathBuf 
                       "sha256": sha256, "bytes": data.len()},
             "cloud_init_status": 0,
             "finished_at": "2026-11-29T10:50:47Z",
-            "seconds": {}
+            "seconds": {"base": 0.0, "cloud_init": null, "bake": 0.0, "convert": 0.0, "hash": 0.0, "total": 0.0}
         }
     });
     std::fs::write(

@@ -16,9 +16,10 @@ pub fn repo_root() -> PathBuf {
 
 pub fn ingot() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ingot"));
-    // Tests must not pick up secrets from the developer's shell.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("INGOT_") {
+    // Tests must not pick up secrets from the developer's shell (vars_os:
+    // `vars` panics on a value that is not UTF-8).
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("INGOT_") {
             c.env_remove(k);
         }
     }
@@ -28,7 +29,7 @@ pub fn ingot() -> Command {
 pub struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 pub struct Outcome {
@@ -85,6 +86,14 @@ impl Test {
 
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// A variable whose value is raw bytes (not UTF-8, say).
+    pub fn env_bytes(mut self, k: &str, v: &[u8]) -> Self {
+        use std::os::unix::ffi::OsStringExt;
+        self.env
+            .push((k.into(), std::ffi::OsString::from_vec(v.to_vec())));
         self
     }
 
