@@ -61,6 +61,17 @@ pub enum DeployError {
         seconds: u64,
         port: String,
     },
+    #[error("deployment {deployment}: through the address {address}, server {server} ({version}) is not reachable as declared: {why}; the address {back}; the new server was {fate}")]
+    Unreachable {
+        deployment: String,
+        address: String,
+        server: String,
+        version: String,
+        why: String,
+        /// Where the address went back to, in words.
+        back: String,
+        fate: String,
+    },
     #[error("deployment {deployment}: no previous release to roll back to{}", if serving.is_empty() { String::new() } else { format!(" (serving: {serving}; no stopped server of another release and no older release of the image)") })]
     NoPrevious { deployment: String, serving: String },
     #[error("deployment {deployment} has no server: deploy it first (ingot deploy {deployment})")]
@@ -118,6 +129,7 @@ impl DeployError {
             DeployError::ChangesBake { .. } => "changes_bake",
             DeployError::GateFailed { .. } => "boot_failed",
             DeployError::NotMoved { .. } => "address_not_moved",
+            DeployError::Unreachable { .. } => "not_reachable",
             DeployError::NoPrevious { .. } => "no_previous_release",
             DeployError::NothingDeployed { .. } => "nothing_deployed",
             DeployError::Cancelled { .. } => "cancelled",
@@ -154,6 +166,20 @@ mod tests {
             "deployment visio: the new server visio-2-ab12 (2) failed its first boot: INGOT-BOOT-FAILED checks; check web/http failed: HTTP 500; the address did not move, visio-1-cd34 keeps serving; the new server was deleted\nthe console's last lines:\n  | INGOT-CHECK-FAILED web/http: HTTP 500"
         );
         assert_eq!(e.code(), 1);
+        let e = DeployError::Unreachable {
+            deployment: "visio".into(),
+            address: "203.0.113.7".into(),
+            server: "visio-2-ab12".into(),
+            version: "2".into(),
+            why: "from the runner, the kept address 203.0.113.7: 443/tcp refused".into(),
+            back: "went back to visio-1-cd34, which keeps serving".into(),
+            fate: "deleted".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "deployment visio: through the address 203.0.113.7, server visio-2-ab12 (2) is not reachable as declared: from the runner, the kept address 203.0.113.7: 443/tcp refused; the address went back to visio-1-cd34, which keeps serving; the new server was deleted"
+        );
+        assert_eq!((e.code(), e.kind()), (1, "not_reachable"));
         let e = DeployError::NoPrevious {
             deployment: "visio".into(),
             serving: String::new(),

@@ -11,6 +11,7 @@
 use super::address::{self, Kept};
 use super::error::DeployError;
 use super::fleet::{self, Member, Role};
+use super::probe::{self, Verdict};
 use super::secgroup;
 use crate::build::gate::{self, BootVerdict, Ending};
 use crate::build::openstack::console::{ConsoleTail, ServerGuest};
@@ -79,6 +80,8 @@ pub struct Outcome {
     /// Seconds between the address leaving the old port and showing on
     /// the new one, as Neutron reported it.
     pub switch_seconds: Option<f64>,
+    /// What probing the public TCP ports from the runner said.
+    pub probed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -87,6 +90,8 @@ pub struct SecurityReport {
     pub created: bool,
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// TCP ports the group opens to the world: what is probed.
+    pub open_tcp: Vec<u16>,
 }
 
 impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
@@ -230,6 +235,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                     seconds: round(started.elapsed().as_secs_f64()),
                     boot_seconds: 0.0,
                     switch_seconds: None,
+                    probed: vec![],
                 });
             }
         }
@@ -317,11 +323,43 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         self.progress.say(&format!(
             "{server_name} passed its boot checks in {boot_seconds:.0} s"
         ));
+        let own = address::server_address(self.neutron, &id).await?;
+        let mut probed = match self.probe_ports("its address", &own, &group.open_tcp).await {
+            Ok(notes) => notes,
+            Err(why) => {
+                return Err(self
+                    .failed(
+                        &id,
+                        &server_name,
+                        &target.release.version,
+                        why,
+                        vec![],
+                        serving.as_ref(),
+                    )
+                    .await)
+            }
+        };
 
         // The switch: the address moves only to a server that passed.
-        let (address, switch, previous, pruned) = self
-            .take_over(kept.as_ref(), &id, &network_id, serving.as_ref())
+        let over = self
+            .take_over(kept.as_ref(), &id, &network_id, serving.as_ref(), &group.open_tcp)
             .await?;
+        let taken = match over {
+            Ok(taken) => taken,
+            Err((why, back)) => {
+                let fate = self.dispose(&id).await;
+                return Err(DeployError::Unreachable {
+                    deployment: self.name.to_string(),
+                    address: kept.map(|k| k.address).unwrap_or_default(),
+                    server: server_name,
+                    version: target.release.version.clone(),
+                    why,
+                    back,
+                    fate,
+                });
+            }
+        };
+        probed.extend(taken.probed);
         Ok(Outcome {
             deployment: self.name.to_string(),
             action: "deployed",
@@ -329,14 +367,15 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             digest: target.release.digest.clone(),
             server: id,
             server_name,
-            address,
-            previous,
-            pruned,
+            address: taken.address,
+            previous: taken.previous,
+            pruned: taken.pruned,
             cleaned,
             security_group: group,
             seconds: round(started.elapsed().as_secs_f64() - boot_seconds),
             boot_seconds: round(boot_seconds),
-            switch_seconds: switch,
+            switch_seconds: taken.switch,
+            probed,
         })
     }
 
@@ -411,9 +450,45 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             }
             AddressSpec::Direct => None,
         };
-        let (address, switch, previous, pruned) = self
-            .take_over(kept.as_ref(), &standby.id, &network_id, serving)
+        let own = address::server_address(self.neutron, &standby.id).await?;
+        let mut probed = match self.probe_ports("its address", &own, &group.open_tcp).await {
+            Ok(notes) => notes,
+            Err(why) => {
+                let _ = self.nova.stop_server(&standby.id).await;
+                let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+                return Err(DeployError::GateFailed {
+                    deployment: self.name.to_string(),
+                    server: standby.name.clone(),
+                    version: standby.version.clone(),
+                    why,
+                    serving: serving
+                        .map(|s| format!("{} keeps serving", s.name))
+                        .unwrap_or_else(|| "nothing serves".into()),
+                    fate: "stopped again and kept".into(),
+                    console: vec![],
+                });
+            }
+        };
+        let over = self
+            .take_over(kept.as_ref(), &standby.id, &network_id, serving, &group.open_tcp)
             .await?;
+        let taken = match over {
+            Ok(taken) => taken,
+            Err((why, back)) => {
+                let _ = self.nova.stop_server(&standby.id).await;
+                let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+                return Err(DeployError::Unreachable {
+                    deployment: self.name.to_string(),
+                    address: kept.map(|k| k.address).unwrap_or_default(),
+                    server: standby.name.clone(),
+                    version: standby.version.clone(),
+                    why,
+                    back,
+                    fate: "stopped again and kept".into(),
+                });
+            }
+        };
+        probed.extend(taken.probed);
         Ok(Outcome {
             deployment: self.name.to_string(),
             action: "restarted",
@@ -421,14 +496,15 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             digest: standby.digest.clone(),
             server: standby.id.clone(),
             server_name: standby.name.clone(),
-            address,
-            previous,
-            pruned,
+            address: taken.address,
+            previous: taken.previous,
+            pruned: taken.pruned,
             cleaned,
             security_group: group,
             seconds: round(started.elapsed().as_secs_f64() - boot_seconds),
             boot_seconds: round(boot_seconds),
-            switch_seconds: switch,
+            switch_seconds: taken.switch,
+            probed,
         })
     }
 
@@ -453,6 +529,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             created: synced.created_group,
             added: synced.added.iter().map(|r| r.to_string()).collect(),
             removed: synced.removed.iter().map(|r| r.to_string()).collect(),
+            open_tcp: secgroup::world_tcp_ports(&wanted),
         })
     }
 
@@ -588,17 +665,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         console: Vec<String>,
         serving: Option<&Member>,
     ) -> DeployError {
-        let fate = if self.opts.keep_failed {
-            match fleet::set_role(self.nova, id, Role::Failed).await {
-                Ok(()) => "kept (--keep-failed)".to_string(),
-                Err(e) => format!("meant to be kept, but marking it failed failed: {e}"),
-            }
-        } else {
-            match self.nova.delete_server(id).await {
-                Ok(_) => "deleted".to_string(),
-                Err(e) => format!("NOT deleted ({e}); `ingot gc` or the next deploy deletes it"),
-            }
-        };
+        let fate = self.dispose(id).await;
         DeployError::GateFailed {
             deployment: self.name.to_string(),
             server: name.to_string(),
@@ -653,22 +720,113 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         }
     }
 
-    /// A server that passed its gate takes over: the address, the role;
-    /// the one that served is stopped and kept, old standbys beyond `keep`
-    /// go. Returns the address, the switch's seconds, the previous server
-    /// and the pruned ones.
+    /// A server that passed its gate takes over: the address, checked
+    /// through from outside, then the role; the one that served is stopped
+    /// and kept, old standbys beyond `keep` go. `Ok(Err((why, back)))`: the
+    /// public ports did not answer through the address, which went back to
+    /// the server that served (or was detached if none did); nothing else
+    /// changed.
     async fn take_over(
         &self,
         kept: Option<&Kept>,
         server: &str,
         network_id: &str,
         serving: Option<&Member>,
-    ) -> Result<(Option<String>, Option<f64>, Option<String>, Vec<String>), DeployError> {
+        ports: &[u16],
+    ) -> Result<Result<TakenOver, (String, String)>, DeployError> {
         let (address, switch) = self.point(kept, server, network_id).await?;
+        let mut probed = Vec::new();
+        if let (Some(k), Some(a)) = (kept, &address) {
+            match self
+                .probe_ports("the kept address", std::slice::from_ref(a), ports)
+                .await
+            {
+                Ok(notes) => probed = notes,
+                Err(why) => {
+                    let back = match serving {
+                        Some(old) => match self.point(kept, &old.id, network_id).await {
+                            Ok(_) => format!("went back to {}, which keeps serving", old.name),
+                            Err(e) => format!("could not go back to {} ({e})", old.name),
+                        },
+                        None => match self.neutron.disassociate_floating_ip(&k.id).await {
+                            Ok(_) => "was detached: nothing served before".to_string(),
+                            Err(e) => format!("could not be detached ({e})"),
+                        },
+                    };
+                    return Ok(Err((why, back)));
+                }
+            }
+        }
         fleet::set_role(self.nova, server, Role::Serving).await?;
         let previous = self.retire(serving).await?;
         let pruned = self.prune(server).await?;
-        Ok((address, switch, previous, pruned))
+        Ok(Ok(TakenOver {
+            address,
+            switch,
+            previous,
+            pruned,
+            probed,
+        }))
+    }
+
+    /// Probes the world-open TCP `ports` of each address from the runner:
+    /// the notes to report, or why the server is not reachable as declared.
+    /// An address the runner cannot reach at all is noted and skipped.
+    async fn probe_ports(
+        &self,
+        what: &str,
+        addresses: &[String],
+        ports: &[u16],
+    ) -> Result<Vec<String>, String> {
+        if !self.spec.security.probe || ports.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut notes = Vec::new();
+        for a in addresses {
+            let Ok(ip) = a.parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            let probes = probe::probe(ip, ports, PROBE_TIMEOUT).await;
+            let note = match probe::judge(&probes) {
+                Verdict::Nothing => continue,
+                Verdict::Reachable { ports } => format!(
+                    "{what} {ip}: {} open from the runner",
+                    ports
+                        .iter()
+                        .map(|p| format!("{p}/tcp"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Verdict::Skipped => {
+                    format!("{what} {ip}: not reachable from the runner, probe skipped")
+                }
+                Verdict::Closed { closed, .. } => {
+                    return Err(format!(
+                        "from the runner, {what} {ip}: {}",
+                        probe::describe(&closed)
+                    ))
+                }
+            };
+            self.progress.say(&note);
+            notes.push(note);
+        }
+        Ok(notes)
+    }
+
+    /// A new server that failed after its gate: deleted, or kept on
+    /// request; its fate in words.
+    async fn dispose(&self, id: &str) -> String {
+        if self.opts.keep_failed {
+            match fleet::set_role(self.nova, id, Role::Failed).await {
+                Ok(()) => "kept (--keep-failed)".to_string(),
+                Err(e) => format!("meant to be kept, but marking it failed failed: {e}"),
+            }
+        } else {
+            match self.nova.delete_server(id).await {
+                Ok(_) => "deleted".to_string(),
+                Err(e) => format!("NOT deleted ({e}); `ingot gc` or the next deploy deletes it"),
+            }
+        }
     }
 
     /// The server that served before: stopped, kept as a standby.
@@ -704,6 +862,19 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         Ok(pruned)
     }
 }
+
+/// What a take-over did.
+struct TakenOver {
+    address: Option<String>,
+    switch: Option<f64>,
+    previous: Option<String>,
+    pruned: Vec<String>,
+    probed: Vec<String>,
+}
+
+/// Each connect of a probe: long enough for a far cloud, short enough
+/// that an unreachable address costs a deploy a few seconds at most.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A version in a server name: Nova accepts most text, DNS-minded
 /// hostnames derived from it do not.

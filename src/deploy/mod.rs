@@ -7,6 +7,7 @@ pub mod error;
 mod fake;
 pub mod fleet;
 pub mod flow;
+pub mod probe;
 pub mod secgroup;
 pub mod status;
 

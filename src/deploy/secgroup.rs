@@ -710,6 +710,41 @@ pub async fn sync<N: NetworkService>(
     Ok(synced)
 }
 
+/// The single TCP ports these rules open to the whole IPv4 world: what a
+/// runner anywhere should be able to reach (SSH limited to an office is
+/// not probed, the runner is rarely in it).
+pub fn world_tcp_ports(rules: &[Rule]) -> Vec<u16> {
+    let mut ports: Vec<u16> = rules
+        .iter()
+        .filter(|r| {
+            r.direction == Direction::Ingress
+                && r.protocol == Some(Protocol::Tcp)
+                && r.ethertype == Ethertype::Ipv4
+                && r.remote == Remote::Prefix(anywhere(Ethertype::Ipv4).into())
+        })
+        .filter_map(|r| match r.ports {
+            Some((a, b)) if a == b => Some(a),
+            _ => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// [`world_tcp_ports`] of the deployment's group as Neutron holds it (a
+/// fast-path rollback, which renders nothing, probes what the group opens).
+pub async fn open_tcp_ports<N: NetworkService>(
+    neutron: &N,
+    deployment: &str,
+) -> Result<Vec<u16>, SecgroupError> {
+    check_deployment(deployment)?;
+    Ok(match find_group(neutron, deployment).await? {
+        Some(g) => world_tcp_ports(&g.rules.iter().map(Rule::from_neutron).collect::<Vec<_>>()),
+        None => vec![],
+    })
+}
+
 /// Deletes the deployment's group (`ingot destroy`); its id, or `None` if
 /// there was none. A group that a port still uses is an error naming the
 /// ports and their servers.
@@ -802,6 +837,18 @@ mod tests {
                 "ingress IPv6 udp 10000 from ::/0",
             ]
         );
+    }
+
+    #[test]
+    fn the_world_tcp_ports_are_the_ones_probed() {
+        let rules = wanted(&jitsi(), &Policy::default()).unwrap();
+        assert_eq!(world_tcp_ports(&rules), [22, 80, 443]);
+        // SSH from an office only: the runner is rarely in it.
+        let office = Policy {
+            icmp: true,
+            ssh_from: Some(vec!["198.51.100.0/24".into()]),
+        };
+        assert_eq!(world_tcp_ports(&wanted(&jitsi(), &office).unwrap()), [80, 443]);
     }
 
     /// The journal's mistake: 10000 entered as TCP. The media port is

@@ -117,6 +117,11 @@ pub struct SecuritySpec {
     /// Source CIDRs SSH is open to, when a layer declares 22/tcp public;
     /// absent: from anywhere, like every public port.
     pub ssh_from: Option<Vec<String>>,
+    /// Probe the public TCP ports from the runner before the address moves
+    /// (the new server's own address) and after (through the kept
+    /// address). An address the runner cannot reach skips the probe.
+    #[serde(default = "yes")]
+    pub probe: bool,
 }
 
 fn yes() -> bool {
@@ -128,6 +133,7 @@ impl Default for SecuritySpec {
         SecuritySpec {
             icmp: true,
             ssh_from: None,
+            probe: true,
         }
     }
 }

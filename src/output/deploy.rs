@@ -26,6 +26,9 @@ pub fn outcome_text(o: &Outcome) -> String {
             "\nprevious server {p}: stopped, kept for `ingot rollback`"
         ));
     }
+    for note in &o.probed {
+        out.push_str(&format!("\nprobe: {note}"));
+    }
     for p in &o.pruned {
         out.push_str(&format!("\ndeleted old standby {p}"));
     }

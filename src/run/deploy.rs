@@ -325,7 +325,12 @@ pub fn rollback(
             let image = release_image(&glance, &release.id).await?;
             // A stopped server of it: the fast path needs no render.
             if let Some(standby) = fleet::stopped_of(&members, &release.digest) {
-                let group = crate::deploy::flow::SecurityReport::default();
+                let group = crate::deploy::flow::SecurityReport {
+                    open_tcp: crate::deploy::secgroup::open_tcp_ports(&neutron, &dep.name)
+                        .await
+                        .map_err(DeployError::from)?,
+                    ..Default::default()
+                };
                 return Ok(deployer
                     .restart(
                         standby,
