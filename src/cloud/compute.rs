@@ -260,7 +260,8 @@ pub struct Quota {
 }
 
 impl Quota {
-    fn new(max: i64, used: i64) -> Self {
+    /// From the cloud's numbers, where -1 is unlimited.
+    pub fn new(max: i64, used: i64) -> Self {
         Quota {
             max: u64::try_from(max).ok(),
             used: u64::try_from(used).unwrap_or(0),

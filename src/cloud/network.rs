@@ -6,6 +6,7 @@
 //! was lost may have happened. Each create method says how its caller
 //! finds such a resource again.
 
+use super::compute::Quota;
 use super::enums::string_enum;
 use super::error::Invalid;
 use super::keystone::error_chain;
@@ -356,9 +357,38 @@ pub trait NetworkService {
     /// Releases it; `false` if it was already gone.
     async fn delete_floating_ip(&self, id: &str) -> Result<bool, CloudError>;
 
+    /// The project's quotas for what a deployment makes, with what is in
+    /// use; `None` where the cloud does not say (no `quota_details`
+    /// extension, or a token without a project).
+    async fn quotas(&self) -> Result<Option<NetworkQuotas>, CloudError>;
+
     async fn add_tag(&self, resource: Tagged, id: &str, tag: &str) -> Result<(), CloudError>;
     /// A tag the resource does not have is no error.
     async fn remove_tag(&self, resource: Tagged, id: &str, tag: &str) -> Result<(), CloudError>;
+}
+
+/// Neutron's quotas a deployment draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkQuotas {
+    pub floating_ips: Quota,
+    pub security_groups: Quota,
+    pub security_group_rules: Quota,
+}
+
+/// One entry of `GET /v2.0/quotas/{project}/details`.
+#[derive(Deserialize)]
+struct QuotaDetail {
+    limit: i64,
+    used: i64,
+    #[serde(default)]
+    reserved: i64,
+}
+
+impl QuotaDetail {
+    /// What is reserved is as good as used: another request holds it.
+    fn quota(&self) -> Quota {
+        Quota::new(self.limit, self.used.saturating_add(self.reserved.max(0)))
+    }
 }
 
 pub struct Neutron<'a> {
@@ -608,6 +638,45 @@ impl NetworkService for Neutron<'_> {
 
     async fn delete_floating_ip(&self, id: &str) -> Result<bool, CloudError> {
         self.delete(&format!("floatingips/{}", encode(id))).await
+    }
+
+    async fn quotas(&self) -> Result<Option<NetworkQuotas>, CloudError> {
+        let Some(project) = self.session.project_id().await? else {
+            return Ok(None);
+        };
+        let url = format!("{}/quotas/{}/details", self.base, encode(&project));
+        let mut body: Map<String, Value> = match self
+            .session
+            .json(SERVICE, Method::GET, &url, |r| r.timeout(REQUEST_TIMEOUT))
+            .await
+        {
+            Ok(b) => b,
+            // No quota_details extension: the cloud does not say.
+            Err(e) if e.status() == Some(404) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let quota = body.remove("quota").unwrap_or(Value::Null);
+        let mut all: std::collections::BTreeMap<String, QuotaDetail> =
+            serde_json::from_value(quota).map_err(|e| CloudError::Protocol {
+                service: SERVICE,
+                what: format!("GET {url}"),
+                message: error_chain(&e),
+            })?;
+        let mut take = |k: &str| all.remove(k).map(|d| d.quota());
+        Ok(
+            match (
+                take("floatingip"),
+                take("security_group"),
+                take("security_group_rule"),
+            ) {
+                (Some(f), Some(g), Some(r)) => Some(NetworkQuotas {
+                    floating_ips: f,
+                    security_groups: g,
+                    security_group_rules: r,
+                }),
+                _ => None,
+            },
+        )
     }
 
     async fn add_tag(&self, resource: Tagged, id: &str, tag: &str) -> Result<(), CloudError> {

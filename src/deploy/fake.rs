@@ -30,6 +30,8 @@ pub struct FakeNeutron {
     stale_after_move: Cell<u32>,
     stale_reads: Cell<u32>,
     stale_port: RefCell<Option<String>>,
+    /// What `quotas` answers (`None`: the cloud does not say).
+    pub quotas: Cell<Option<crate::cloud::network::NetworkQuotas>>,
 }
 
 fn transport(what: &str) -> CloudError {
@@ -409,6 +411,10 @@ impl NetworkService for FakeNeutron {
         let before = fips.len();
         fips.retain(|f| f.id != id);
         Ok(fips.len() < before)
+    }
+
+    async fn quotas(&self) -> Result<Option<crate::cloud::network::NetworkQuotas>, CloudError> {
+        Ok(self.quotas.get())
     }
 
     async fn add_tag(&self, resource: Tagged, id: &str, tag: &str) -> Result<(), CloudError> {

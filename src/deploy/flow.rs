@@ -19,7 +19,7 @@ use crate::build::openstack::preflight::{self, Demand};
 use crate::build::openstack::Cancel;
 use crate::cloud::compute::{ComputeService, Networks, NewServer, ServerStatus};
 use crate::cloud::image::Image;
-use crate::cloud::network::NetworkService;
+use crate::cloud::network::{NetworkQuotas, NetworkService};
 use crate::manifest::PortRecord;
 use crate::model::deployment::{AddressSpec, Deployment};
 use crate::progress::Progress;
@@ -142,6 +142,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 ));
             }
         }
+        problems.extend(self.network_quota(target).await?);
         match choice {
             Ok(c) if problems.is_empty() => Ok((c.flavor.id, c.network.id)),
             Ok(_) => Err(DeployError::Preflight {
@@ -156,6 +157,29 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 })
             }
         }
+    }
+
+    /// Neutron's side of the quota: the floating IP this deploy would
+    /// allocate, the group and the rules it would add (a dry run of the
+    /// group's sync says which), against what the project has left.
+    async fn network_quota(&self, target: &Target) -> Result<Vec<String>, DeployError> {
+        let Some(quotas) = self.neutron.quotas().await? else {
+            return Ok(vec![]);
+        };
+        let new_address = matches!(self.spec.address, AddressSpec::FloatingIp { .. })
+            && self.kept().await?.is_none();
+        let policy = secgroup::Policy {
+            icmp: self.spec.security.icmp,
+            ssh_from: self.spec.security.ssh_from.clone(),
+        };
+        let wanted = secgroup::wanted(&target.ports, &policy)?;
+        let dry = secgroup::sync(self.neutron, self.name, &wanted, true).await?;
+        Ok(quota_problems(
+            &quotas,
+            new_address,
+            dry.created_group,
+            dry.added.len() as u64,
+        ))
     }
 
     /// The kept floating IP, without allocating one.
@@ -342,7 +366,13 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
 
         // The switch: the address moves only to a server that passed.
         let over = self
-            .take_over(kept.as_ref(), &id, &network_id, serving.as_ref(), &group.open_tcp)
+            .take_over(
+                kept.as_ref(),
+                &id,
+                &network_id,
+                serving.as_ref(),
+                &group.open_tcp,
+            )
             .await?;
         let taken = match over {
             Ok(taken) => taken,
@@ -470,7 +500,13 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             }
         };
         let over = self
-            .take_over(kept.as_ref(), &standby.id, &network_id, serving, &group.open_tcp)
+            .take_over(
+                kept.as_ref(),
+                &standby.id,
+                &network_id,
+                serving,
+                &group.open_tcp,
+            )
             .await?;
         let taken = match over {
             Ok(taken) => taken,
@@ -863,6 +899,35 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
     }
 }
 
+/// Neutron creates a new group with one egress rule per IP version.
+const DEFAULT_EGRESS_RULES: u64 = 2;
+
+/// What a deploy needs of Neutron's quotas that the project has not left.
+fn quota_problems(
+    q: &NetworkQuotas,
+    new_address: bool,
+    new_group: bool,
+    new_rules: u64,
+) -> Vec<String> {
+    let rules = new_rules + if new_group { DEFAULT_EGRESS_RULES } else { 0 };
+    [
+        (q.floating_ips, u64::from(new_address), "floating IP", "release an unused one (`openstack floating ip list`) or ask for more"),
+        (q.security_groups, u64::from(new_group), "security group", "delete an unused one or ask for more"),
+        (q.security_group_rules, rules, "security group rule", "delete unused rules or groups, or ask for more"),
+    ]
+    .into_iter()
+    .filter_map(|(quota, need, what, hint)| {
+        let free = quota.remaining()?;
+        (need > free).then(|| {
+            format!(
+                "quota: this deploy needs {need} {what}(s), the project has {free} of {} free; {hint}",
+                quota.max.unwrap_or(0)
+            )
+        })
+    })
+    .collect()
+}
+
 /// What a take-over did.
 struct TakenOver {
     address: Option<String>,
@@ -892,6 +957,33 @@ fn round(s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotas_name_what_is_short_and_how_to_free_it() {
+        use crate::cloud::compute::Quota;
+        let q = NetworkQuotas {
+            floating_ips: Quota::new(2, 2),
+            security_groups: Quota::new(10, 9),
+            security_group_rules: Quota::new(100, 95),
+        };
+        // A first deploy of jitsi: an address, a group, 8 rules (+2 egress).
+        assert_eq!(
+            quota_problems(&q, true, true, 8),
+            [
+                "quota: this deploy needs 1 floating IP(s), the project has 0 of 2 free; release an unused one (`openstack floating ip list`) or ask for more",
+                "quota: this deploy needs 10 security group rule(s), the project has 5 of 100 free; delete unused rules or groups, or ask for more",
+            ]
+        );
+        // The next deploy: the address and the group exist, one rule more.
+        assert!(quota_problems(&q, false, false, 1).is_empty());
+        // Unlimited is never short.
+        let open = NetworkQuotas {
+            floating_ips: Quota::new(-1, 40),
+            security_groups: Quota::new(-1, 0),
+            security_group_rules: Quota::new(-1, 0),
+        };
+        assert!(quota_problems(&open, true, true, 1000).is_empty());
+    }
 
     #[test]
     fn versions_become_name_parts() {

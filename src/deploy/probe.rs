@@ -42,7 +42,10 @@ pub enum Verdict {
     Skipped,
     /// Some ports answered, these did not (refused, or filtered while
     /// others answered).
-    Closed { open: Vec<u16>, closed: Vec<PortProbe> },
+    Closed {
+        open: Vec<u16>,
+        closed: Vec<PortProbe>,
+    },
     /// No TCP port to probe.
     Nothing,
 }
@@ -173,7 +176,10 @@ mod tests {
     async fn every_port_open_is_reachable() {
         let a = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
         let b = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
-        let ports = [a.local_addr().unwrap().port(), b.local_addr().unwrap().port()];
+        let ports = [
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        ];
         let v = judge(&probe(LOCAL, &ports, Duration::from_secs(2)).await);
         assert_eq!(
             v,

@@ -848,7 +848,10 @@ mod tests {
             icmp: true,
             ssh_from: Some(vec!["198.51.100.0/24".into()]),
         };
-        assert_eq!(world_tcp_ports(&wanted(&jitsi(), &office).unwrap()), [80, 443]);
+        assert_eq!(
+            world_tcp_ports(&wanted(&jitsi(), &office).unwrap()),
+            [80, 443]
+        );
     }
 
     /// The journal's mistake: 10000 entered as TCP. The media port is
