@@ -534,3 +534,24 @@ fn an_address_whose_tags_were_never_set_is_found_by_its_description() {
         );
     });
 }
+
+/// The preflight's Neutron quotas, as the playground sets them for project
+/// ingot (scripts/playground/lib/provision.py: NEUTRON_QUOTA), with what
+/// is in use counted by Neutron itself.
+#[test]
+fn neutron_quotas_are_read_with_what_is_in_use() {
+    use ingot::cloud::network::NetworkService;
+    let Some(pg) = Playground::get() else { return };
+    let s = session(&pg);
+    let q = rt().block_on(async {
+        let n = Neutron::from_session(&s).await.unwrap();
+        n.quotas().await.unwrap()
+    });
+    let q = q.expect("the playground's Neutron has quota_details");
+    assert_eq!(q.floating_ips.max, Some(50));
+    assert_eq!(q.security_groups.max, Some(50));
+    assert_eq!(q.security_group_rules.max, Some(500));
+    // Project ingot's default group is in use, at least.
+    assert!(q.security_groups.used >= 1, "{q:?}");
+    assert!(q.security_group_rules.used >= 1, "{q:?}");
+}
