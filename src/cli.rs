@@ -146,10 +146,15 @@ pub enum Command {
         #[command(flatten)]
         cloud: CloudArgs,
     },
-    /// Find and delete what interrupted or killed builds left in the cloud:
-    /// build servers and unfinished images, found by ingot's tags and
-    /// metadata and by the local journal. Never touches anything ingot did
-    /// not create.
+    /// Boot one ad-hoc server from a release, to try the release: its boot
+    /// rendered for this server, gated on its console. No address moves,
+    /// no deployment file. `--delete NAME` deletes it.
+    Launch(LaunchArgs),
+    /// Find and delete what interrupted or killed builds left in the cloud
+    /// (build servers and unfinished images, found by ingot's tags and
+    /// metadata and by the local journal), and the servers of killed
+    /// deploys and launches (candidates whose lease ended). Never touches
+    /// anything ingot did not create, nor a server a floating IP points at.
     Gc {
         /// Show what would be deleted; delete nothing.
         #[arg(long)]
@@ -157,9 +162,10 @@ pub enum Command {
         /// Only what is older than this (e.g. 30m, 2h, 1d; 0 for everything).
         #[arg(long, value_name = "AGE", default_value = "1h")]
         older_than: String,
-        /// Also delete what a build that may still be running on another
-        /// machine holds (its lease has not ended). The local journal
-        /// already proves builds of this machine dead without this.
+        /// Also delete what a build, deploy or launch that may still be
+        /// running on another machine holds (its lease has not ended). The
+        /// local journal already proves builds of this machine dead without
+        /// this.
         #[arg(long)]
         ignore_leases: bool,
         #[command(flatten)]
@@ -257,6 +263,59 @@ pub struct DeployArgs {
     /// Seconds between two looks at the console.
     #[arg(long, default_value_t = 2, value_name = "SECONDS")]
     pub poll: u64,
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+}
+
+/// `ingot launch`: what a deployment file would say, on the command line.
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// The image file (images/NAME.yaml), or NAME for images/NAME.yaml.
+    #[arg(required_unless_present = "delete")]
+    pub image: Option<String>,
+    /// The release to run (default: the newest active release).
+    #[arg(long, value_name = "VERSION", conflicts_with = "channel")]
+    pub version: Option<String>,
+    /// Run the release this channel points at.
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+    /// The server's name (lower-case letters, digits and `-`: it becomes
+    /// the guest's hostname).
+    #[arg(long, value_name = "NAME", required_unless_present = "delete")]
+    pub name: Option<String>,
+    /// Flavor, by name or id.
+    #[arg(long, value_name = "FLAVOR", required_unless_present = "delete")]
+    pub flavor: Option<String>,
+    /// Network of the server's port, by name or id.
+    #[arg(long, value_name = "NETWORK", required_unless_present = "delete")]
+    pub network: Option<String>,
+    /// A Nova key pair for SSH.
+    #[arg(long, value_name = "KEY")]
+    pub key_name: Option<String>,
+    /// An existing security group for the server (repeatable; default:
+    /// the project's `default`).
+    #[arg(long = "security-group", value_name = "GROUP")]
+    pub security_groups: Vec<String>,
+    /// A YAML file of secret values (`name: value`); `INGOT_SECRET_<NAME>`
+    /// environment variables are read too, the file wins.
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+    /// A value for this server's first boot: KEY=VALUE (repeatable; not
+    /// for secrets; a value that would change the bake is refused).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Keep a server that failed its gate (for a look at it).
+    #[arg(long)]
+    pub keep_failed: bool,
+    /// Seconds the first boot may take.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub boot_timeout: u64,
+    /// Seconds between two looks at the console.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub poll: u64,
+    /// Delete the server launched as NAME (only one ingot launched).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["image", "version", "channel", "name", "flavor", "network", "key_name", "security_groups", "secrets", "set", "keep_failed"])]
+    pub delete: Option<String>,
     #[command(flatten)]
     pub cloud: CloudArgs,
 }

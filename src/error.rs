@@ -46,6 +46,8 @@ pub enum Error {
     Release(Box<crate::release::ReleaseError>),
     #[error(transparent)]
     Deploy(Box<crate::deploy::DeployError>),
+    #[error(transparent)]
+    Launch(Box<crate::deploy::launch::LaunchError>),
     #[error("cancelled (Ctrl-C): the VM and helper processes were stopped and staging folders removed; nothing was left behind")]
     Cancelled,
     #[error("{}: cannot write: {source}", path.display())]
@@ -85,6 +87,12 @@ impl From<crate::deploy::DeployError> for Error {
     }
 }
 
+impl From<crate::deploy::launch::LaunchError> for Error {
+    fn from(e: crate::deploy::launch::LaunchError) -> Self {
+        Error::Launch(Box::new(e))
+    }
+}
+
 impl From<crate::cloud::CloudError> for Error {
     fn from(e: crate::cloud::CloudError) -> Self {
         Error::Release(Box::new(e.into()))
@@ -105,6 +113,7 @@ impl Error {
             } => EXIT_INVALID_INPUT,
             Error::Build(e) => e.code(),
             Error::Deploy(e) => e.code(),
+            Error::Launch(e) => e.code(),
             Error::Unsupported(_) => EXIT_INVALID_INPUT,
             Error::Cancelled => EXIT_CANCELLED,
             Error::Release(e) => match **e {
@@ -136,6 +145,7 @@ impl Error {
             Error::Cancelled => "cancelled",
             Error::Release(e) => e.kind(),
             Error::Deploy(e) => e.kind(),
+            Error::Launch(e) => e.kind(),
         }
     }
 }

@@ -451,7 +451,7 @@ fn a_long_console_whose_start_scrolled_away_still_decides() {
 
 /// Runs a build and sends `signal` when stderr shows `cue`; returns the
 /// exit code (None: killed) and everything printed.
-fn interrupt(mut c: Command, cue: &str, signal: &str) -> (Option<i32>, String) {
+pub(crate) fn interrupt(mut c: Command, cue: &str, signal: &str) -> (Option<i32>, String) {
     let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -11,5 +11,6 @@ mod deploy_net;
 mod dns;
 mod golden;
 mod hostile;
+mod launch;
 mod real_tools;
 mod release_faults;

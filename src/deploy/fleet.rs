@@ -38,6 +38,9 @@ pub enum Role {
     Standby,
     /// Failed its gate and kept on request (`--keep-failed`).
     Failed,
+    /// An ad-hoc server of `ingot launch` that passed its gate: part of no
+    /// deployment, kept until `ingot launch --delete`.
+    Launched,
 }
 
 impl Role {
@@ -47,15 +50,17 @@ impl Role {
             Role::Serving => "serving",
             Role::Standby => "standby",
             Role::Failed => "failed",
+            Role::Launched => "launched",
         }
     }
 
-    fn parse(s: &str) -> Option<Role> {
+    pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "candidate" => Role::Candidate,
             "serving" => Role::Serving,
             "standby" => Role::Standby,
             "failed" => Role::Failed,
+            "launched" => Role::Launched,
             _ => return None,
         })
     }
@@ -206,7 +211,13 @@ mod tests {
 
     #[test]
     fn roles_round_trip() {
-        for r in [Role::Candidate, Role::Serving, Role::Standby, Role::Failed] {
+        for r in [
+            Role::Candidate,
+            Role::Serving,
+            Role::Standby,
+            Role::Failed,
+            Role::Launched,
+        ] {
             assert_eq!(Role::parse(r.name()), Some(r));
         }
         assert_eq!(Role::parse("boss"), None);

@@ -627,7 +627,9 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 Some(Role::Standby) if m.status == ServerStatus::Active => {
                     self.nova.stop_server(&m.id).await?;
                 }
-                Some(Role::Standby) | Some(Role::Failed) => {}
+                // Launched: never a deployment's (ingot launch tags it no
+                // deployment); left alone should one be tagged by hand.
+                Some(Role::Standby) | Some(Role::Failed) | Some(Role::Launched) => {}
             }
         }
         Ok(cleaned)
@@ -648,8 +650,9 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
     }
 
     /// Waits for the server's boot verdict: `Ok(Ok(()))` when it passed,
-    /// `Ok(Err((why, console)))` when it did not.
-    async fn gate(
+    /// `Ok(Err((why, console)))` when it did not. `ingot launch` gates its
+    /// server with it too.
+    pub(crate) async fn gate(
         &self,
         id: &str,
         tail: ConsoleTail,

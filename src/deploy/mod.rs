@@ -7,6 +7,8 @@ pub mod error;
 mod fake;
 pub mod fleet;
 pub mod flow;
+pub mod gc;
+pub mod launch;
 pub mod probe;
 pub mod secgroup;
 pub mod status;

@@ -93,7 +93,7 @@ fn row(m: &Member, serving: bool, releases: &[Release]) -> Row {
         format!("error: {f}")
     } else {
         match m.role {
-            Some(Role::Serving) | Some(Role::Standby) => "passed".into(),
+            Some(Role::Serving) | Some(Role::Standby) | Some(Role::Launched) => "passed".into(),
             Some(Role::Failed) => "failed".into(),
             Some(Role::Candidate) => "booting".into(),
             None => "unknown".into(),

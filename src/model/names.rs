@@ -76,6 +76,33 @@ impl Rule for DeploymentName {
     }
 }
 
+/// The name of a server `ingot launch` creates: Nova takes 1 to 255
+/// printable characters, but makes the guest's hostname from the name
+/// (a DNS label, lower case, at most 63 characters) and `--delete NAME`,
+/// `openstack server delete NAME` and Nova's name filter (a regular
+/// expression) find it by name: the subset that stays the same everywhere.
+pub struct ServerName;
+impl Rule for ServerName {
+    fn check(s: &str) -> Result<(), String> {
+        if s.len() <= 63
+            && is_plain(
+                s,
+                |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+                |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+            )
+            && !s.ends_with('-')
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "server name {} is refused: Nova makes the guest's hostname from it; use 1 to 63 \
+             lower-case letters, digits or `-`, starting with a letter or digit and not ending \
+             with `-`",
+            shown(s)
+        ))
+    }
+}
+
 /// An image's `version`: the folder `artifacts/<name>/<version>-<digest>/`.
 pub struct Version;
 impl Rule for Version {
@@ -560,6 +587,33 @@ mod tests {
         }
         // ingot-deployment:<name> must fit Nova's 60-character tags.
         assert!(DeploymentName::check(&"x".repeat(40)).is_ok());
+    }
+
+    #[test]
+    fn server_names_are_hostnames() {
+        for ok in ["try1", "web-1-0-0", "0a", &"x".repeat(63)] {
+            assert!(ServerName::check(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Web",
+            "-x",
+            "x-",
+            "a_b",
+            "a.b",
+            "a b",
+            " a",
+            "a/b",
+            "$(id)",
+            "a\n",
+            &"x".repeat(64),
+        ] {
+            assert!(ServerName::check(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            ServerName::check("Bad Name").unwrap_err(),
+            "server name \"Bad Name\" is refused: Nova makes the guest's hostname from it; use 1 to 63 lower-case letters, digits or `-`, starting with a letter or digit and not ending with `-`"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 mod deploy;
+mod launch;
 mod release;
 
 pub enum Output {
@@ -53,10 +54,16 @@ pub enum Output {
         api_requests: u32,
         authentications: u32,
     },
-    Gc(crate::build::openstack::gc::Report),
+    /// What builds left, and what killed deploys and launches left.
+    Gc(
+        crate::build::openstack::gc::Report,
+        crate::deploy::gc::Report,
+    ),
     Deployed(crate::deploy::flow::Outcome),
     DeployStatus(crate::deploy::status::Status),
     Destroyed(crate::deploy::status::Destroyed),
+    Launched(crate::deploy::launch::Launched),
+    LaunchDeleted(crate::deploy::launch::Deleted),
 }
 
 impl Output {
@@ -74,7 +81,7 @@ impl Output {
                     _ => 1,
                 })
                 .unwrap_or(0),
-            Output::Gc(r) if r.failed() > 0 => crate::error::EXIT_FAILURE,
+            Output::Gc(r, d) if r.failed() + d.failed() > 0 => crate::error::EXIT_FAILURE,
             _ => 0,
         }
     }
@@ -88,7 +95,9 @@ impl Output {
                 .collect::<Vec<_>>()
                 .join("\n"),
             Output::CloudBuilt { results, .. } => release::cloud_built_text(results),
-            Output::Gc(r) => release::gc_text(r),
+            Output::Gc(r, d) => format!("{}\n{}", release::gc_text(r), launch::gc_text(d)),
+            Output::Launched(l) => launch::launched_text(l),
+            Output::LaunchDeleted(d) => launch::deleted_text(d),
             Output::Deployed(o) => deploy::outcome_text(o),
             Output::DeployStatus(st) => deploy::status_text(st),
             Output::Destroyed(d) => deploy::destroyed_text(d),
@@ -155,7 +164,11 @@ impl Output {
                 "authentications": authentications,
                 "builds": results.iter().map(|(name, r)| release::cloud_built_json(name, r)).collect::<Vec<_>>(),
             }),
-            Output::Gc(r) => json!({"ok": r.failed() == 0, "gc": r}),
+            Output::Gc(r, d) => {
+                json!({"ok": r.failed() + d.failed() == 0, "gc": r, "deploys": d})
+            }
+            Output::Launched(l) => json!({"ok": true, "launch": l}),
+            Output::LaunchDeleted(d) => json!({"ok": true, "deleted": d}),
             Output::Deployed(o) => json!({"ok": true, "deploy": o}),
             Output::DeployStatus(st) => json!({"ok": true, "status": st}),
             Output::Destroyed(d) => json!({"ok": true, "destroyed": d}),

@@ -399,7 +399,19 @@ pub fn gc(
             cloud: cloud_identity(&session).await?,
         };
         let report = gc::gc(&nova, &glance, &opts, &progress).await?;
-        Ok(Output::Gc(report))
+        // Killed deploys and launches: the same age and lease rules.
+        let deploys = crate::deploy::gc::gc(
+            &nova,
+            Neutron::from_session(&session),
+            &crate::deploy::gc::GcOptions {
+                dry_run,
+                older_than,
+                ignore_leases,
+            },
+            &progress,
+        )
+        .await?;
+        Ok(Output::Gc(report, deploys))
     })
 }
 

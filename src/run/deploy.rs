@@ -63,7 +63,7 @@ fn layers_dir(dep: &LoadedDeployment, cli: Option<&Path>) -> std::path::PathBuf 
 }
 
 /// The release a choice names among the image's releases.
-fn pick<'a>(
+pub(super) fn pick<'a>(
     image: &str,
     releases: &'a [Release],
     choice: &ReleaseChoice,
@@ -87,7 +87,10 @@ fn pick<'a>(
 }
 
 /// The Glance record of a release just listed.
-async fn release_image(glance: &Glance<'_>, id: &str) -> Result<crate::cloud::image::Image, Error> {
+pub(super) async fn release_image(
+    glance: &Glance<'_>,
+    id: &str,
+) -> Result<crate::cloud::image::Image, Error> {
     glance
         .get(id)
         .await?
@@ -190,7 +193,7 @@ pub fn render_boot(
 }
 
 /// Ctrl-C cancels the deploy's waits; the deploy cleans up itself.
-fn with_cancel<T, F: std::future::Future<Output = Result<T, Error>>>(
+pub(super) fn with_cancel<T, F: std::future::Future<Output = Result<T, Error>>>(
     work: impl FnOnce(Cancel) -> F,
 ) -> Result<T, Error> {
     runtime()?.block_on(async {

@@ -2,6 +2,7 @@
 
 mod build;
 mod deploy;
+mod launch;
 mod out;
 mod release;
 
@@ -168,6 +169,7 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             cloud,
         } => release::prune(image, *keep, *dry_run, cloud),
         Command::Deploy(args) => deploy::deploy(cli, args),
+        Command::Launch(args) => launch::launch(cli, args),
         Command::Rollback {
             name,
             to,
