@@ -168,11 +168,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         };
         let new_address = matches!(self.spec.address, AddressSpec::FloatingIp { .. })
             && self.kept().await?.is_none();
-        let policy = secgroup::Policy {
-            icmp: self.spec.security.icmp,
-            ssh_from: self.spec.security.ssh_from.clone(),
-        };
-        let wanted = secgroup::wanted(&target.ports, &policy)?;
+        let wanted = self.wanted_rules(target)?;
         let dry = secgroup::sync(self.neutron, self.name, &wanted, true).await?;
         Ok(quota_problems(
             &quotas,
@@ -347,8 +343,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         self.progress.say(&format!(
             "{server_name} passed its boot checks in {boot_seconds:.0} s"
         ));
-        let own = address::server_address(self.neutron, &id).await?;
-        let mut probed = match self.probe_ports("its address", &own, &group.open_tcp).await {
+        let mut probed = match self.probe_server(&id, &group.open_tcp).await? {
             Ok(notes) => notes,
             Err(why) => {
                 return Err(self
@@ -439,9 +434,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         let verdict = match self.cancel.race(gated).await.transpose() {
             Ok(Some(v)) => v,
             Ok(None) => {
-                // Back to what it was: stopped and kept.
-                let _ = self.nova.stop_server(&standby.id).await;
-                let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+                self.back_to_standby(standby).await;
                 return Err(DeployError::Cancelled {
                     cleanup: format!(
                         "{} was stopped again and stays a standby; the address did not move",
@@ -453,19 +446,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         };
         let boot_seconds = boot_started.elapsed().as_secs_f64();
         if let Err((why, console)) = verdict {
-            let _ = self.nova.stop_server(&standby.id).await;
-            let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
-            return Err(DeployError::GateFailed {
-                deployment: self.name.to_string(),
-                server: standby.name.clone(),
-                version: standby.version.clone(),
-                why,
-                serving: serving
-                    .map(|s| format!("{} keeps serving", s.name))
-                    .unwrap_or_else(|| "nothing serves".into()),
-                fate: "stopped again and kept".into(),
-                console,
-            });
+            return Err(self.standby_failed(standby, serving, why, console).await);
         }
         let network_id = self
             .neutron
@@ -480,24 +461,9 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             }
             AddressSpec::Direct => None,
         };
-        let own = address::server_address(self.neutron, &standby.id).await?;
-        let mut probed = match self.probe_ports("its address", &own, &group.open_tcp).await {
+        let mut probed = match self.probe_server(&standby.id, &group.open_tcp).await? {
             Ok(notes) => notes,
-            Err(why) => {
-                let _ = self.nova.stop_server(&standby.id).await;
-                let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
-                return Err(DeployError::GateFailed {
-                    deployment: self.name.to_string(),
-                    server: standby.name.clone(),
-                    version: standby.version.clone(),
-                    why,
-                    serving: serving
-                        .map(|s| format!("{} keeps serving", s.name))
-                        .unwrap_or_else(|| "nothing serves".into()),
-                    fate: "stopped again and kept".into(),
-                    console: vec![],
-                });
-            }
+            Err(why) => return Err(self.standby_failed(standby, serving, why, vec![]).await),
         };
         let over = self
             .take_over(
@@ -511,8 +477,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         let taken = match over {
             Ok(taken) => taken,
             Err((why, back)) => {
-                let _ = self.nova.stop_server(&standby.id).await;
-                let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+                self.back_to_standby(standby).await;
                 return Err(DeployError::Unreachable {
                     deployment: self.name.to_string(),
                     address: kept.map(|k| k.address).unwrap_or_default(),
@@ -544,13 +509,22 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         })
     }
 
-    /// Security group first: the new server is created in it.
-    pub async fn sync_group(&self, target: &Target) -> Result<SecurityReport, DeployError> {
+    /// The group's rules for the target's ports under the file's policy:
+    /// what the preflight counts and what the sync makes.
+    fn wanted_rules(
+        &self,
+        target: &Target,
+    ) -> Result<Vec<secgroup::Rule>, secgroup::SecgroupError> {
         let policy = secgroup::Policy {
             icmp: self.spec.security.icmp,
             ssh_from: self.spec.security.ssh_from.clone(),
         };
-        let wanted = secgroup::wanted(&target.ports, &policy)?;
+        secgroup::wanted(&target.ports, &policy)
+    }
+
+    /// Security group first: the new server is created in it.
+    pub async fn sync_group(&self, target: &Target) -> Result<SecurityReport, DeployError> {
+        let wanted = self.wanted_rules(target)?;
         let synced = secgroup::sync(self.neutron, self.name, &wanted, false).await?;
         if !synced.is_noop() {
             self.progress.say(&format!(
@@ -806,6 +780,49 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             pruned,
             probed,
         }))
+    }
+
+    /// [`Self::probe_ports`] on a server's own addresses, looked up only
+    /// when there is something to probe.
+    async fn probe_server(
+        &self,
+        server: &str,
+        ports: &[u16],
+    ) -> Result<Result<Vec<String>, String>, DeployError> {
+        if !self.spec.security.probe || ports.is_empty() {
+            return Ok(Ok(vec![]));
+        }
+        let own = address::server_address(self.neutron, server).await?;
+        Ok(self.probe_ports("its address", &own, ports).await)
+    }
+
+    /// A started standby that did not take over: stopped again and kept,
+    /// as it was (best effort: the next deploy converges what is left).
+    async fn back_to_standby(&self, standby: &Member) {
+        let _ = self.nova.stop_server(&standby.id).await;
+        let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+    }
+
+    /// A started standby that failed its gate or its probe.
+    async fn standby_failed(
+        &self,
+        standby: &Member,
+        serving: Option<&Member>,
+        why: String,
+        console: Vec<String>,
+    ) -> DeployError {
+        self.back_to_standby(standby).await;
+        DeployError::GateFailed {
+            deployment: self.name.to_string(),
+            server: standby.name.clone(),
+            version: standby.version.clone(),
+            why,
+            serving: serving
+                .map(|s| format!("{} keeps serving", s.name))
+                .unwrap_or_else(|| "nothing serves".into()),
+            fate: "stopped again and kept".into(),
+            console,
+        }
     }
 
     /// Probes the world-open TCP `ports` of each address from the runner:
