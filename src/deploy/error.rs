@@ -3,6 +3,7 @@
 //! created, 130 after Ctrl-C, 1 for the rest.
 
 use super::address::AddressError;
+use super::dns::DnsError;
 use super::secgroup::SecgroupError;
 use crate::cloud::CloudError;
 use thiserror::Error;
@@ -18,6 +19,8 @@ pub enum DeployError {
     Secgroup(#[from] SecgroupError),
     #[error(transparent)]
     Address(#[from] AddressError),
+    #[error(transparent)]
+    Dns(#[from] DnsError),
     #[error("deployment {deployment}: preflight found {} problem(s), nothing was created:\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Preflight {
         deployment: String,
@@ -113,6 +116,7 @@ impl DeployError {
             | DeployError::NoPrevious { .. }
             | DeployError::NothingDeployed { .. } => EXIT_INVALID_INPUT,
             DeployError::Cancelled { .. } => EXIT_CANCELLED,
+            DeployError::Dns(e) if e.is_input() => EXIT_INVALID_INPUT,
             _ => EXIT_FAILURE,
         }
     }
@@ -122,6 +126,7 @@ impl DeployError {
             DeployError::Cloud(_) | DeployError::Watch(_) => "cloud",
             DeployError::Secgroup(_) => "security_group",
             DeployError::Address(_) => "address",
+            DeployError::Dns(_) => "dns",
             DeployError::Preflight { .. } => "preflight",
             DeployError::InputsDiffer { .. } | DeployError::BadSetProperty { .. } => {
                 "inputs_differ"
@@ -195,6 +200,22 @@ mod tests {
             }
             .code(),
             130
+        );
+        // DNS: what the user must fix before anything is created is a 2.
+        let e = DeployError::from(crate::deploy::dns::DnsError::NoFqdn {
+            deployment: "visio".into(),
+            zone: "example.org.".into(),
+        });
+        assert_eq!((e.code(), e.kind()), (2, "dns"));
+        let e = DeployError::from(crate::deploy::dns::DnsError::NotSettled {
+            name: "visio.example.org.".into(),
+            record_type: crate::cloud::dns::RecordType::A,
+            status: "PENDING (UPDATE)".into(),
+            seconds: 90,
+        });
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            (1, "DNS record visio.example.org. A: still PENDING (UPDATE) after 90 s; Designate has not applied the change yet (the next deploy checks again)")
         );
     }
 }

@@ -1,7 +1,9 @@
 //! From a release to running servers: blue/green deploys, rollbacks, the
-//! security group and the kept address, all read back from the cloud.
+//! security group, the kept address and its DNS record, all read back
+//! from the cloud.
 
 pub mod address;
+pub mod dns;
 pub mod error;
 #[cfg(test)]
 mod fake;

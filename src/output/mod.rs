@@ -9,6 +9,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 mod deploy;
+mod dns;
 mod launch;
 mod release;
 
