@@ -130,19 +130,24 @@ pub enum Command {
         cloud: CloudArgs,
     },
     /// The deployment's servers as the cloud describes them: release,
-    /// state, role, addresses; what serves now.
+    /// state, role, addresses; what serves now; its DNS record and whether
+    /// the name resolves to the address.
     Status {
         name: String,
         #[command(flatten)]
         cloud: CloudArgs,
     },
     /// Delete the deployment's servers and security group. The kept
-    /// address stays unless --release-address.
+    /// address stays unless --release-address, the DNS record unless
+    /// --delete-dns.
     Destroy {
         name: String,
         /// Release the kept floating IP too (DNS still points at it).
         #[arg(long)]
         release_address: bool,
+        /// Delete the deployment's DNS record too (only the one ingot made).
+        #[arg(long)]
+        delete_dns: bool,
         #[command(flatten)]
         cloud: CloudArgs,
     },

@@ -483,7 +483,8 @@ fn prometheus_on_jitsis_port_is_refused_naming_both_layers() {
     );
 }
 
-/// Every shipped deployment file loads, and names an image file that exists.
+/// Every shipped deployment file loads, names an image file that exists,
+/// and gives its DNS record a name inside its zone.
 #[test]
 fn shipped_deployments_load() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -498,6 +499,11 @@ fn shipped_deployments_load() {
             path.display(),
             d.image_file.display()
         );
+        // A zone needs an fqdn inside it: the DNS record's name.
+        if let Some(dns) = &d.deployment.dns {
+            ingot::deploy::dns::record_name(&d.name, &d.deployment, &dns.zone)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
         seen += 1;
     }
     assert!(seen >= 2);

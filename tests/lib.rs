@@ -7,6 +7,7 @@ mod cloud;
 mod cloud_build;
 mod common;
 mod deploy;
+mod deploy_dns;
 mod deploy_net;
 mod dns;
 mod golden;

@@ -9,6 +9,7 @@
 //! there; nothing needs a local file.
 
 use super::address::{self, Kept};
+use super::dns::{Keeper, Pointed};
 use super::error::DeployError;
 use super::fleet::{self, Member, Role};
 use super::probe::{self, Verdict};
@@ -18,6 +19,7 @@ use crate::build::openstack::console::{ConsoleTail, ServerGuest};
 use crate::build::openstack::preflight::{self, Demand};
 use crate::build::openstack::Cancel;
 use crate::cloud::compute::{ComputeService, Networks, NewServer, ServerStatus};
+use crate::cloud::dns::Designate;
 use crate::cloud::image::Image;
 use crate::cloud::network::{NetworkQuotas, NetworkService};
 use crate::manifest::PortRecord;
@@ -53,6 +55,9 @@ pub struct Deployer<'a, C, N> {
     pub opts: &'a Options,
     pub progress: &'a Progress,
     pub cancel: Cancel,
+    /// The DNS record, when the deployment names a zone (its preflight
+    /// passed): it follows the address in the take-over.
+    pub dns: Option<&'a Keeper<Designate<'a>>>,
 }
 
 /// How a deploy or rollback ended.
@@ -82,6 +87,8 @@ pub struct Outcome {
     pub switch_seconds: Option<f64>,
     /// What probing the public TCP ports from the runner said.
     pub probed: Vec<String>,
+    /// The DNS record, when the deployment names a zone.
+    pub dns: Option<Pointed>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -238,6 +245,9 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 if s.role != Some(Role::Serving) {
                     fleet::set_role(self.nova, &s.id, Role::Serving).await?;
                 }
+                let dns = self
+                    .point_dns(kept.as_ref().map(|k| k.address.as_str()), &s.id)
+                    .await?;
                 return Ok(Outcome {
                     deployment: self.name.to_string(),
                     action: "unchanged",
@@ -256,6 +266,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                     boot_seconds: 0.0,
                     switch_seconds: None,
                     probed: vec![],
+                    dns,
                 });
             }
         }
@@ -401,6 +412,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             boot_seconds: round(boot_seconds),
             switch_seconds: taken.switch,
             probed,
+            dns: taken.dns,
         })
     }
 
@@ -506,6 +518,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             boot_seconds: round(boot_seconds),
             switch_seconds: taken.switch,
             probed,
+            dns: taken.dns,
         })
     }
 
@@ -771,6 +784,10 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             }
         }
         fleet::set_role(self.nova, server, Role::Serving).await?;
+        // DNS right after the new server serves, before the old one stops.
+        let dns = self
+            .point_dns(kept.map(|k| k.address.as_str()), server)
+            .await?;
         let previous = self.retire(serving).await?;
         let pruned = self.prune(server).await?;
         Ok(Ok(TakenOver {
@@ -779,6 +796,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             previous,
             pruned,
             probed,
+            dns,
         }))
     }
 
@@ -869,6 +887,28 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         Ok(notes)
     }
 
+    /// The DNS record follows the address (src/deploy/dns.rs): the kept
+    /// floating IP (only checked, as a rule: it does not move), or on a
+    /// direct network the serving server's own addresses.
+    async fn point_dns(
+        &self,
+        kept: Option<&str>,
+        server: &str,
+    ) -> Result<Option<Pointed>, DeployError> {
+        let Some(keeper) = self.dns else {
+            return Ok(None);
+        };
+        let addresses = match &self.spec.address {
+            AddressSpec::FloatingIp { .. } => kept.map(str::to_string).into_iter().collect(),
+            AddressSpec::Direct => address::server_address(self.neutron, server).await?,
+        };
+        let pointed = keeper.point(&addresses).await?;
+        for line in pointed.lines() {
+            self.progress.say(&line);
+        }
+        Ok(Some(pointed))
+    }
+
     /// A new server that failed after its gate: deleted, or kept on
     /// request; its fate in words.
     async fn dispose(&self, id: &str) -> String {
@@ -955,6 +995,7 @@ struct TakenOver {
     previous: Option<String>,
     pruned: Vec<String>,
     probed: Vec<String>,
+    dns: Option<Pointed>,
 }
 
 /// Each connect of a probe: long enough for a far cloud, short enough

@@ -22,6 +22,9 @@ pub struct Status {
     pub serving: Option<String>,
     pub servers: Vec<Row>,
     pub security_group: Option<String>,
+    /// The DNS record and what the resolver says, when the deployment
+    /// names a zone (the command layer reads it: see deploy/dns.rs).
+    pub dns: Option<super::dns::DnsView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +88,7 @@ pub async fn read<C: ComputeService, N: NetworkService>(
             .map(|m| m.name.clone()),
         servers: rows,
         security_group: groups.first().map(|g| g.id.clone()),
+        dns: None,
     })
 }
 
@@ -125,6 +129,8 @@ pub struct Destroyed {
     /// Released only with `--release-address`; otherwise kept, and named.
     pub address_released: Option<String>,
     pub address_kept: Option<String>,
+    /// The DNS record: deleted only with `--delete-dns`.
+    pub dns: Option<super::dns::DnsLeft>,
 }
 
 /// Servers first (a group in use cannot go), then the group; the address

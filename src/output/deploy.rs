@@ -35,6 +35,9 @@ pub fn outcome_text(o: &Outcome) -> String {
     for c in &o.cleaned {
         out.push_str(&format!("\ncleaned up {c} (left by an interrupted run)"));
     }
+    if let Some(d) = &o.dns {
+        out.push_str(&super::dns::pointed_text(d));
+    }
     out
 }
 
@@ -66,6 +69,9 @@ pub fn status_text(s: &Status) -> String {
             }
         ));
     }
+    if let Some(d) = &s.dns {
+        out.push_str(&super::dns::view_text(d));
+    }
     out
 }
 
@@ -86,6 +92,9 @@ pub fn destroyed_text(d: &Destroyed) -> String {
         out.push_str(&format!(
             "; kept address {a} (--release-address releases it)"
         ));
+    }
+    if let Some(dns) = &d.dns {
+        out.push_str(&super::dns::left_text(dns));
     }
     out
 }

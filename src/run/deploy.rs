@@ -9,9 +9,11 @@ use super::{build, runtime};
 use crate::build::openstack::Cancel;
 use crate::cli::{CloudArgs, DeployArgs};
 use crate::cloud::compute::Nova;
+use crate::cloud::dns::Designate;
 use crate::cloud::image::{Glance, ImageService};
 use crate::cloud::network::Neutron;
 use crate::config::ImageInput;
+use crate::deploy::dns::{self, DnsLeft, Keeper};
 use crate::deploy::flow::{Deployer, Options, Target};
 use crate::deploy::{fleet, status, DeployError};
 use crate::error::Error;
@@ -231,6 +233,7 @@ pub fn deploy(cli: &crate::cli::Cli, args: &DeployArgs) -> Result<Output, Error>
         let release = pick(&image_name, &releases, &choice)?;
         let image = release_image(&glance, &release.id).await?;
         let target = render_boot(cli, &dep, release, &image, args.secrets.as_deref())?;
+        let keeper = dns_keeper(&session, &dep, true).await?;
         let opts = options(args.keep_failed, args.poll);
         let deployer = Deployer {
             nova: &nova,
@@ -240,6 +243,7 @@ pub fn deploy(cli: &crate::cli::Cli, args: &DeployArgs) -> Result<Output, Error>
             opts: &opts,
             progress: &progress,
             cancel,
+            dns: keeper.as_ref(),
         };
         Ok(deployer.deploy(&target).await?)
     })?;
@@ -272,6 +276,7 @@ pub fn rollback(
             let nova = Nova::from_session(&session).await?;
             let neutron = Neutron::from_session(&session).await?;
             let owner = session.project_id().await?;
+            let keeper = dns_keeper(&session, &dep, true).await?;
             let opts = options(false, poll);
             let deployer = Deployer {
                 nova: &nova,
@@ -281,6 +286,7 @@ pub fn rollback(
                 opts: &opts,
                 progress: &progress,
                 cancel,
+                dns: keeper.as_ref(),
             };
             let members = fleet::members(&nova, &dep.name).await?;
             if members.is_empty() {
@@ -362,21 +368,90 @@ pub fn status(name: &str, cloud: &CloudArgs) -> Result<Output, Error> {
         let owner = session.project_id().await?;
         let releases =
             catalog::fetch(&glance, None::<&Nova>, &image_name, owner.as_deref()).await?;
-        Ok::<_, Error>(status::read(&nova, &neutron, &dep, &image_name, &releases).await?)
+        let mut report = status::read(&nova, &neutron, &dep, &image_name, &releases).await?;
+        if let Some(spec) = &dep.deployment.dns {
+            // The floating IP, or the serving server's own addresses.
+            let expected = match &dep.deployment.address {
+                deployment::AddressSpec::FloatingIp { .. } => {
+                    report.address.clone().into_iter().collect()
+                }
+                deployment::AddressSpec::Direct => report
+                    .servers
+                    .iter()
+                    .find(|r| r.serving)
+                    .map(|r| r.addresses.clone())
+                    .unwrap_or_default(),
+            };
+            let service = Designate::from_session(&session).await;
+            report.dns = Some(dns::view(service, &dep.name, &dep.deployment, spec, expected).await);
+        }
+        Ok::<_, Error>(report)
     })?;
     Ok(Output::DeployStatus(report))
 }
 
-pub fn destroy(name: &str, release_address: bool, cloud: &CloudArgs) -> Result<Output, Error> {
+pub fn destroy(
+    name: &str,
+    release_address: bool,
+    delete_dns: bool,
+    cloud: &CloudArgs,
+) -> Result<Output, Error> {
     let dep = load(name)?;
     let session = session(&dep, cloud)?;
     let progress = Progress::new("destroy", false);
     let report = runtime()?.block_on(async {
         let nova = Nova::from_session(&session).await?;
         let neutron = Neutron::from_session(&session).await?;
-        Ok::<_, Error>(
-            status::destroy(&nova, &neutron, &dep.name, release_address, &progress).await?,
-        )
+        // The record is looked up first: with --delete-dns, a zone that
+        // cannot be read stops the destroy before anything goes.
+        let keeper = match dns_keeper(&session, &dep, false).await {
+            Ok(k) => k,
+            Err(e) if delete_dns => return Err(e),
+            Err(e) => {
+                progress.say(&format!("the DNS record was not looked at: {e}"));
+                None
+            }
+        };
+        let mut report =
+            status::destroy(&nova, &neutron, &dep.name, release_address, &progress).await?;
+        if let Some(k) = &keeper {
+            let mut left = DnsLeft {
+                name: k.name().to_string(),
+                ..DnsLeft::default()
+            };
+            let describe = |rs: Vec<crate::cloud::dns::Recordset>| {
+                rs.iter().map(DnsLeft::describe).collect::<Vec<_>>()
+            };
+            if delete_dns {
+                left.deleted = describe(k.delete().await.map_err(DeployError::from)?);
+            } else {
+                left.kept = describe(k.ours().await.map_err(DeployError::from)?);
+            }
+            report.dns = Some(left);
+        }
+        Ok::<_, Error>(report)
     })?;
     Ok(Output::Destroyed(report))
+}
+
+/// The deployment's DNS record keeper when it names a zone: the preflight
+/// of its DNS (the catalog's `dns` service, the zone, `params.fqdn` inside
+/// it); with `owned`, also that a record of that name is ingot's own for
+/// this deployment (a deploy never overwrites another). Reads only.
+async fn dns_keeper<'s>(
+    session: &'s crate::cloud::Session,
+    dep: &LoadedDeployment,
+    owned: bool,
+) -> Result<Option<Keeper<Designate<'s>>>, Error> {
+    let Some(spec) = &dep.deployment.dns else {
+        return Ok(None);
+    };
+    let service = Designate::from_session(session).await;
+    let keeper = Keeper::prepare(service, &dep.name, &dep.deployment, &spec.zone, spec.ttl)
+        .await
+        .map_err(DeployError::from)?;
+    if owned {
+        keeper.check_owner().await.map_err(DeployError::from)?;
+    }
+    Ok(Some(keeper))
 }

@@ -181,8 +181,9 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
         Command::Destroy {
             name,
             release_address,
+            delete_dns,
             cloud,
-        } => deploy::destroy(name, *release_address, cloud),
+        } => deploy::destroy(name, *release_address, *delete_dns, cloud),
         Command::Render { input, out } => {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;
             let (comp, rendered) = build(&input)?;
