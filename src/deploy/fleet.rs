@@ -22,6 +22,9 @@ pub const M_RUN: &str = "ingot_deploy";
 /// While a candidate: the Unix time by which its run must have ended; `gc`
 /// leaves a leased candidate alone.
 pub const M_LEASE: &str = "ingot_deploy_lease";
+/// While a candidate: the process of its run ([`super::owner`]), so that a
+/// deploy on the same machine sees at once that the run was killed.
+pub const M_OWNER: &str = "ingot_deploy_owner";
 /// Nova tag of every deployed server, beside `ingot`.
 pub fn tag(deployment: &str) -> String {
     format!("ingot-deployment:{deployment}")
@@ -82,6 +85,8 @@ pub struct Member {
     pub since: i64,
     pub run: String,
     pub lease: Option<i64>,
+    /// The process of the run that holds the lease, if it said.
+    pub owner: Option<String>,
     /// Fixed and floating addresses Nova lists for it.
     pub addresses: Vec<String>,
     /// Nova's fault message, if it is in ERROR.
@@ -107,6 +112,7 @@ impl Member {
             since: get(M_SINCE).parse().unwrap_or(0),
             run: get(M_RUN),
             lease: s.metadata.get(M_LEASE).and_then(|l| l.parse().ok()),
+            owner: s.metadata.get(M_OWNER).cloned(),
             fault: s
                 .fault
                 .as_ref()
@@ -175,11 +181,13 @@ pub fn metadata(
         (M_LEASE, lease.to_string()),
     ]
     .into_iter()
+    .chain(super::owner::this_process().map(|o| (M_OWNER, o)))
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
 
-/// Records a role change on the server (and ends a candidate's lease).
+/// Records a role change on the server (and ends a candidate's lease and
+/// its owner).
 pub async fn set_role<C: ComputeService>(
     nova: &C,
     server: &str,
@@ -194,6 +202,7 @@ pub async fn set_role<C: ComputeService>(
     nova.update_server_metadata(server, &items).await?;
     if role != Role::Candidate {
         nova.delete_server_metadata_item(server, M_LEASE).await?;
+        nova.delete_server_metadata_item(server, M_OWNER).await?;
     }
     Ok(())
 }

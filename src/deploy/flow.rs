@@ -12,6 +12,7 @@ use super::address::{self, Kept};
 use super::dns::{Keeper, Pointed};
 use super::error::DeployError;
 use super::fleet::{self, Member, Role};
+use super::owner::{self, Liveness};
 use super::probe::{self, Verdict};
 use super::secgroup;
 use crate::build::gate::{self, BootVerdict, Ending};
@@ -580,10 +581,14 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 continue;
             }
             match m.role {
+                // A run killed on this machine is known dead at once; one
+                // on another machine holds its candidate until the lease
+                // ends.
                 Some(Role::Candidate)
                     if m.lease.is_some_and(|l| l > now)
                         && m.status != ServerStatus::Shutoff
-                        && m.status != ServerStatus::Error =>
+                        && m.status != ServerStatus::Error
+                        && owner::liveness(m.owner.as_deref()) != Liveness::Dead =>
                 {
                     // Maybe another runner's deploy, still going.
                     self.progress.say(&format!(

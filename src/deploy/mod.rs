@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod flow;
 pub mod gc;
 pub mod launch;
+pub mod owner;
 pub mod probe;
 pub mod secgroup;
 pub mod status;
