@@ -75,6 +75,8 @@ pub struct Member {
     pub id: String,
     pub name: String,
     pub status: ServerStatus,
+    /// What Nova is doing to it (`powering-on`, `deleting`, …).
+    pub task_state: Option<String>,
     /// `None` when the metadata says something ingot did not write.
     pub role: Option<Role>,
     pub release_id: String,
@@ -123,6 +125,7 @@ impl Member {
             id: s.id,
             name: s.name,
             status: s.status,
+            task_state: s.task_state,
         }
     }
 
@@ -156,10 +159,14 @@ pub async fn members<C: ComputeService>(
 }
 
 /// A stopped standby server of the release with this digest: starting it
-/// is the fast way back to that release.
+/// is the fast way back to that release. Stopped and at rest: one whose
+/// start is under way (a killed run asked for it) is no such server yet.
 pub fn stopped_of<'m>(members: &'m [Member], digest: &str) -> Option<&'m Member> {
     members.iter().find(|m| {
-        m.digest == digest && m.role == Some(Role::Standby) && m.status == ServerStatus::Shutoff
+        m.digest == digest
+            && m.role == Some(Role::Standby)
+            && m.status == ServerStatus::Shutoff
+            && m.task_state.is_none()
     })
 }
 

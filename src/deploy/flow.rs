@@ -92,6 +92,18 @@ pub struct Outcome {
     pub dns: Option<Pointed>,
 }
 
+/// The deployment as the cloud has it once what interrupted runs left is
+/// settled ([`Deployer::converged`]).
+pub struct Fleet {
+    /// Its servers, read again after any change.
+    pub members: Vec<Member>,
+    pub kept: Option<Kept>,
+    /// The server the address points at.
+    pub serving: Option<Member>,
+    /// Candidates of earlier runs deleted.
+    pub cleaned: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SecurityReport {
     pub group_id: String,
@@ -230,10 +242,12 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             },
             target.release.label()
         ));
-        let members = fleet::members(self.nova, self.name).await?;
-        let kept = self.kept().await?;
-        let serving = self.serving(&members, kept.as_ref()).await?.cloned();
-        let cleaned = self.converge(&members, serving.as_ref()).await?;
+        let Fleet {
+            members,
+            kept,
+            serving,
+            cleaned,
+        } = self.converged().await?;
 
         let group = self.sync_group(target).await?;
         if let Some(s) = &serving {
@@ -246,6 +260,9 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 if s.role != Some(Role::Serving) {
                     fleet::set_role(self.nova, &s.id, Role::Serving).await?;
                 }
+                // A run killed after its switch, before its prune, left
+                // one standby too many.
+                let pruned = self.prune(&s.id).await?;
                 let dns = self
                     .point_dns(kept.as_ref().map(|k| k.address.as_str()), &s.id)
                     .await?;
@@ -260,7 +277,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                         .map(|k| k.address)
                         .or_else(|| s.addresses.first().cloned()),
                     previous: None,
-                    pruned: vec![],
+                    pruned,
                     cleaned,
                     security_group: group,
                     seconds: round(started.elapsed().as_secs_f64()),
@@ -283,6 +300,11 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 .await;
         }
 
+        if self.cancel.fired() {
+            return Err(DeployError::Cancelled {
+                cleanup: "no server was created; the address did not move".into(),
+            });
+        }
         let kept = match &self.spec.address {
             AddressSpec::FloatingIp { network } => {
                 let k = address::ensure(self.neutron, self.name, network).await?;
@@ -355,6 +377,12 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         self.progress.say(&format!(
             "{server_name} passed its boot checks in {boot_seconds:.0} s"
         ));
+        // Ctrl-C during the gate's last poll: the address has not moved.
+        if self.cancel.fired() {
+            let cleanup = self.abandon(&id, &server_name).await;
+            return Err(DeployError::Cancelled { cleanup });
+        }
+
         let mut probed = match self.probe_server(&id, &group.open_tcp).await? {
             Ok(notes) => notes,
             Err(why) => {
@@ -376,6 +404,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             .take_over(
                 kept.as_ref(),
                 &id,
+                &server_name,
                 &network_id,
                 serving.as_ref(),
                 &group.open_tcp,
@@ -397,6 +426,13 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             }
         };
         probed.extend(taken.probed);
+        if self.cancel.fired() {
+            return Err(switched_anyway(
+                &server_name,
+                &target.release.version,
+                taken.previous.as_deref(),
+            ));
+        }
         Ok(Outcome {
             deployment: self.name.to_string(),
             action: "deployed",
@@ -427,13 +463,20 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         cleaned: Vec<String>,
         started: Instant,
     ) -> Result<Outcome, DeployError> {
+        if self.cancel.fired() {
+            return Err(DeployError::Cancelled {
+                cleanup: format!("{} was not started; the address did not move", standby.name),
+            });
+        }
         // What the console holds already is the last boot's: only what
         // follows the start counts.
         let mut tail = ConsoleTail::default();
         if let Ok(text) = self.nova.console_output(&standby.id, None).await {
             tail.new_lines(&text);
         }
-        fleet::set_role(self.nova, &standby.id, Role::Candidate).await?;
+        // It stays `standby` while it boots: it passed its gate once, and a
+        // run killed now leaves a running standby, which the next command's
+        // converge stops (a `candidate` mark would have it deleted).
         self.nova.start_server(&standby.id).await?;
         self.progress
             .say(&format!("started {}; watching its boot", standby.name));
@@ -461,6 +504,19 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         if let Err((why, console)) = verdict {
             return Err(self.standby_failed(standby, serving, why, console).await);
         }
+        self.progress.say(&format!(
+            "{} passed its boot checks again in {boot_seconds:.0} s",
+            standby.name
+        ));
+        if self.cancel.fired() {
+            let _ = self.stop_and_wait(&standby.id).await;
+            return Err(DeployError::Cancelled {
+                cleanup: format!(
+                    "{} passed its checks, but was stopped again and stays a standby; the address did not move",
+                    standby.name
+                ),
+            });
+        }
         let network_id = self
             .neutron
             .networks(&[("name", self.spec.server.network.as_str())])
@@ -482,6 +538,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             .take_over(
                 kept.as_ref(),
                 &standby.id,
+                &standby.name,
                 &network_id,
                 serving,
                 &group.open_tcp,
@@ -503,6 +560,13 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
             }
         };
         probed.extend(taken.probed);
+        if self.cancel.fired() {
+            return Err(switched_anyway(
+                &standby.name,
+                &standby.version,
+                taken.previous.as_deref(),
+            ));
+        }
         Ok(Outcome {
             deployment: self.name.to_string(),
             action: "restarted",
@@ -557,22 +621,47 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         })
     }
 
+    /// Reads the deployment back and settles what interrupted runs left
+    /// ([`Self::converge`]); its servers are read again if anything changed.
+    pub async fn converged(&self) -> Result<Fleet, DeployError> {
+        let members = fleet::members(self.nova, self.name).await?;
+        let kept = self.kept().await?;
+        let serving = self.serving(&members, kept.as_ref()).await?.cloned();
+        let (cleaned, changed) = self.converge(&members, serving.as_ref()).await?;
+        let members = if changed {
+            fleet::members(self.nova, self.name).await?
+        } else {
+            members
+        };
+        let serving = serving.and_then(|s| members.iter().find(|m| m.id == s.id).cloned());
+        Ok(Fleet {
+            members,
+            kept,
+            serving,
+            cleaned,
+        })
+    }
+
     /// Cleans up what interrupted runs left: candidates that never got the
     /// address (unless their run may still be going) and role marks the
-    /// address contradicts.
+    /// address contradicts. Returns the servers deleted, and whether
+    /// anything changed. A server it stops is waited for until SHUTOFF, so
+    /// that what follows finds it stopped (a standby to start again).
     async fn converge(
         &self,
         members: &[Member],
         serving: Option<&Member>,
-    ) -> Result<Vec<String>, DeployError> {
+    ) -> Result<(Vec<String>, bool), DeployError> {
         let now = crate::cloud::time::now();
         let mut cleaned = Vec::new();
+        let mut changed = false;
         for m in members {
             let is_serving = serving.is_some_and(|s| s.id == m.id);
             if is_serving {
                 if m.role != Some(Role::Serving) {
                     // Killed between the move and the role: the address says.
                     fleet::set_role(self.nova, &m.id, Role::Serving).await?;
+                    changed = true;
                     self.progress.say(&format!(
                         "{} has the address: marked serving (an earlier run was interrupted)",
                         m.name
@@ -605,26 +694,73 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                         m.name
                     ));
                     cleaned.push(m.name.clone());
+                    changed = true;
                 }
                 Some(Role::Serving) => {
                     // Marked serving, but the address is elsewhere: a
-                    // killed run stopped before retiring it.
-                    self.nova.stop_server(&m.id).await?;
+                    // killed run stopped before retiring it, or before
+                    // moving the address to it (it is marked first).
                     fleet::set_role(self.nova, &m.id, Role::Standby).await?;
+                    self.stop_and_wait(&m.id).await?;
                     self.progress.say(&format!(
-                        "{} no longer has the address: stopped, kept as a standby",
+                        "{} does not have the address: stopped, kept as a standby",
                         m.name
                     ));
+                    changed = true;
                 }
-                Some(Role::Standby) if m.status == ServerStatus::Active => {
-                    self.nova.stop_server(&m.id).await?;
+                // Still SHUTOFF while powering on: a start was asked for
+                // and is under way, and its boot must not be mistaken for
+                // the next start's.
+                Some(Role::Standby)
+                    if m.status == ServerStatus::Active
+                        || matches!(
+                            m.task_state.as_deref(),
+                            Some("powering-on") | Some("powering-off")
+                        ) =>
+                {
+                    // A rollback killed while it started it again.
+                    self.stop_and_wait(&m.id).await?;
+                    self.progress.say(&format!(
+                        "{} is a standby left running by an interrupted run: stopped",
+                        m.name
+                    ));
+                    changed = true;
                 }
                 // Launched: never a deployment's (ingot launch tags it no
                 // deployment); left alone should one be tagged by hand.
                 Some(Role::Standby) | Some(Role::Failed) | Some(Role::Launched) => {}
             }
         }
-        Ok(cleaned)
+        Ok((cleaned, changed))
+    }
+
+    /// Stops the server and waits until it rests SHUTOFF. A start a killed
+    /// run (or this one, before Ctrl-C) asked for may still be under way:
+    /// Nova then refuses the stop (409), or takes the SHUTOFF it still
+    /// shows for done, and the server ends ACTIVE; either way it is asked
+    /// again once it is.
+    async fn stop_and_wait(&self, id: &str) -> Result<(), DeployError> {
+        let deadline = Instant::now() + STOP_WAIT;
+        loop {
+            match self.nova.stop_server(id).await {
+                Ok(()) => {}
+                Err(e) if e.status() == Some(409) && Instant::now() < deadline => {}
+                Err(e) => return Err(e.into()),
+            }
+            loop {
+                match self.nova.server(id).await? {
+                    None => return Ok(()),
+                    Some(s) if s.status == ServerStatus::Shutoff && s.task_state.is_none() => {
+                        return Ok(())
+                    }
+                    Some(s) if s.status == ServerStatus::Error => return Ok(()),
+                    // What follows reads the state and says what it finds.
+                    _ if Instant::now() >= deadline => return Ok(()),
+                    Some(s) if s.status == ServerStatus::Active && s.task_state.is_none() => break,
+                    _ => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        }
     }
 
     /// Until a started server is ACTIVE (or fails), within the boot timeout.
@@ -757,14 +893,29 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
     /// public ports did not answer through the address, which went back to
     /// the server that served (or was detached if none did); nothing else
     /// changed.
+    ///
+    /// The role comes first: the address never points at a server that is
+    /// not marked `serving` or `standby` (both passed a gate). A run killed
+    /// between the mark and the move leaves two servers marked serving; the
+    /// address says which one serves, and the next run's converge stops
+    /// the other and keeps it as a standby.
     async fn take_over(
         &self,
         kept: Option<&Kept>,
         server: &str,
+        name: &str,
         network_id: &str,
         serving: Option<&Member>,
         ports: &[u16],
     ) -> Result<Result<TakenOver, (String, String)>, DeployError> {
+        fleet::set_role(self.nova, server, Role::Serving).await?;
+        match kept {
+            Some(k) => self.progress.say(&format!(
+                "moving address {} to {name} (marked serving)",
+                k.address
+            )),
+            None => self.progress.say(&format!("{name} marked serving")),
+        }
         let (address, switch) = self.point(kept, server, network_id).await?;
         let mut probed = Vec::new();
         if let (Some(k), Some(a)) = (kept, &address) {
@@ -788,7 +939,6 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 }
             }
         }
-        fleet::set_role(self.nova, server, Role::Serving).await?;
         // DNS right after the new server serves, before the old one stops.
         let dns = self
             .point_dns(kept.map(|k| k.address.as_str()), server)
@@ -822,8 +972,10 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
     /// A started standby that did not take over: stopped again and kept,
     /// as it was (best effort: the next deploy converges what is left).
     async fn back_to_standby(&self, standby: &Member) {
-        let _ = self.nova.stop_server(&standby.id).await;
         let _ = fleet::set_role(self.nova, &standby.id, Role::Standby).await;
+        // Nova refuses a stop while a start is under way: stop_and_wait
+        // asks again.
+        let _ = self.stop_and_wait(&standby.id).await;
     }
 
     /// A started standby that failed its gate or its probe.
@@ -1006,6 +1158,23 @@ struct TakenOver {
 /// Each connect of a probe: long enough for a far cloud, short enough
 /// that an unreachable address costs a deploy a few seconds at most.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long converge waits for a server it stops.
+const STOP_WAIT: Duration = Duration::from_secs(120);
+
+/// Ctrl-C that came once the switch had begun: the switch was finished
+/// (a fleet half switched helps nobody), and the exit code still says
+/// Ctrl-C.
+fn switched_anyway(name: &str, version: &str, previous: Option<&str>) -> DeployError {
+    DeployError::Cancelled {
+        cleanup: format!(
+            "the switch had begun and was finished: {name} serves release {version}{}",
+            previous
+                .map(|p| format!(", {p} is stopped and kept"))
+                .unwrap_or_default()
+        ),
+    }
+}
 
 /// A version in a server name: Nova accepts most text, DNS-minded
 /// hostnames derived from it do not.

@@ -288,17 +288,22 @@ pub fn rollback(
                 cancel,
                 dns: keeper.as_ref(),
             };
-            let members = fleet::members(&nova, &dep.name).await?;
+            // What an interrupted run left is settled first, as a deploy
+            // does: the choice below reads roles, which a killed run may
+            // have left half changed (a standby still running, two servers
+            // marked serving).
+            let crate::deploy::flow::Fleet {
+                members,
+                serving,
+                cleaned,
+                ..
+            } = deployer.converged().await?;
             if members.is_empty() {
                 return Err(DeployError::NothingDeployed {
                     deployment: dep.name.clone(),
                 }
                 .into());
             }
-            let kept = crate::deploy::address::find(&neutron, &dep.name)
-                .await
-                .map_err(DeployError::from)?;
-            let serving = deployer.serving(&members, kept.as_ref()).await?.cloned();
             let releases =
                 catalog::fetch(&glance, None::<&Nova>, &image_name, owner.as_deref()).await?;
             let release: Release = match to {
@@ -345,7 +350,7 @@ pub fn rollback(
                         standby,
                         serving.as_ref(),
                         group,
-                        Vec::new(),
+                        cleaned,
                         std::time::Instant::now(),
                     )
                     .await?);
