@@ -38,3 +38,7 @@ bench-publish:
 # cloud builds in the playground's Nova: ingot vs Packer 1.6.6 openstack builder, interruptions, --jobs 10 (~35 min)
 bench-cloud:
     benches/cloud-build.sh
+
+# deploys in the playground: ingot deploy / forward / rollback vs the same forward deploy with the openstack CLI (~10 min)
+bench-deploy:
+    benches/deploy.sh
