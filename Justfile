@@ -39,6 +39,6 @@ bench-publish:
 bench-cloud:
     benches/cloud-build.sh
 
-# deploys in the playground: ingot deploy / forward / rollback vs the same forward deploy with the openstack CLI (~10 min)
+# deploys in the playground: ingot deploy / forward / rollback vs the same forward deploy with the openstack CLI (~25 min at load 8)
 bench-deploy:
     benches/deploy.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Deploy benchmarks against the playground's real Keystone, Glance, Neutron
-# and Nova with its FAKE guest driver (`just bench-deploy`; ~8 min). Not a
+# and Nova with its FAKE guest driver (`just bench-deploy`; ~25 min at load 8). Not a
 # test: it prints figures for docs/benchmarks.md.
 #
 # Two releases (1.0.0, 1.1.0) of a small image (the tests' `base` + `web`
