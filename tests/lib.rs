@@ -8,6 +8,7 @@ mod cloud_build;
 mod common;
 mod deploy;
 mod deploy_dns;
+mod deploy_faults;
 mod deploy_net;
 mod dns;
 mod golden;

@@ -157,6 +157,7 @@ pub fn launch(cli: &Cli, args: &LaunchArgs) -> Result<Output, Error> {
             opts: &opts,
             progress: &progress,
             cancel,
+            dns: None,
         };
         let req = Request {
             name,
