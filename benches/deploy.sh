@@ -300,12 +300,13 @@ ingot_step() {
   [ "$rc" = 0 ] || { say "ingot $* failed ($rc)"; cat "$work/$run-$step.log" >&2; exit 1; }
   read -r req auth < <(wire_counts)
   wire_keep "$run-$step"
-  local secs boot
+  local secs boot after
   secs=$(jq -r '.deploy.seconds // ""' "$work/$run-$step.json")
   boot=$(jq -r '.deploy.boot_seconds // ""' "$work/$run-$step.json")
+  after=$(jq -r '.deploy.serving_after_seconds // ""' "$work/$run-$step.json")
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-  record ingot "$run" "$step" "$wall" "$secs" "$boot" "$req" "$auth" 1 "$l" ""
-  say "ingot $run $step: $wall s wall, ${secs:--} s control plane, ${boot:--} s boot, $req requests ($auth logins), load $l"
+  record ingot "$run" "$step" "$wall" "$secs" "$boot" "$req" "$auth" 1 "$l" "$after"
+  say "ingot $run $step: $wall s wall, ${secs:--} s control plane (address on the new server after ${after:--} s), ${boot:--} s boot, $req requests ($auth logins), load $l"
 }
 ingot_run() {
   local i=$1 dep=$run_id-i$1 addr fid s1 s2 g
@@ -337,7 +338,7 @@ EOF
   s2=$(jq -r .deploy.server "$work/i$i-forward.json")
   g=$(gap "$work/i$i-poll.txt" "$(port_of_server "$s1")" "$(port_of_server "$s2")")
   printf '%s\n' "$g" >"$work/i$i-gap.txt"
-  say "ingot $i switch, polled: samples, median interval ms, null samples, null ms, switch window ms, errors: $g (ingot said $(jq -r .deploy.switch_seconds "$work/i$i-forward.json") s)"
+  say "ingot $i switch, polled: samples, median interval ms, null samples, null ms, switch window ms, errors: $g (ingot said $(jq -r .deploy.move_seconds "$work/i$i-forward.json") s)"
   ingot_step "i$i" rollback rollback "$dep"
   [ "$(jq -r .deploy.action "$work/i$i-rollback.json")" = restarted ] ||
     { say "the rollback was not the fast path"; exit 1; }
@@ -413,7 +414,7 @@ stat() {
       m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
       printf "%g (%g–%g)\n", m, v[1], v[NR] }'
 }
-col() { case $1 in wall) echo 4 ;; seconds) echo 5 ;; boot) echo 6 ;; requests) echo 7 ;; auths) echo 8 ;; commands) echo 9 ;; load) echo 10 ;; esac; }
+col() { case $1 in wall) echo 4 ;; seconds) echo 5 ;; boot) echo 6 ;; requests) echo 7 ;; auths) echo 8 ;; commands) echo 9 ;; load) echo 10 ;; serving_after) echo 11 ;; esac; }
 echo
 echo "run $run_id, $PAIRS pairs; median (min–max)"
 printf '%-18s %-22s %-22s %-22s %-16s %-10s\n' step wall_s control_plane_s boot_s requests logins
@@ -423,6 +424,7 @@ for step in first forward rollback destroy; do
 done
 printf '%-18s %-22s %-22s %-22s %-16s %-10s commands %s\n' "CLI forward" "$(stat cli forward 4)" - - \
   "$(stat cli forward 7)" "$(stat cli forward 8)" "$(stat cli forward 9)"
+echo "address on the new server after (control plane, boot left out): forward $(stat ingot forward 11), rollback $(stat ingot rollback 11) (target < 10)"
 echo "load average during the runs: $(stat ingot first 10) … $(stat cli forward 10)"
 echo
 echo "floating IP polled during the forward deploys: samples, median interval ms, null samples, null ms, switch window ms, errors"

@@ -20,6 +20,11 @@ pub fn outcome_text(o: &Outcome) -> String {
     };
     if let Some(a) = &o.address {
         out.push_str(&format!("\naddress: {a}"));
+        if let Some(t) = o.serving_after_seconds {
+            out.push_str(&format!(
+                " (on the new server after {t:.1} s of control plane)"
+            ));
+        }
     }
     if let Some(p) = &o.previous {
         out.push_str(&format!(
