@@ -691,6 +691,10 @@ class FakeGuest(fake.FakeInstance):
         self.extra = []  # (monotonic time, line) from power actions
         self.earlier = []  # (started, plan, halted) of the boots before
         self.boots = 1
+        # Whether a boot before the current one played to its end: cloud-init
+        # ran runcmd once for this instance, so every boot after is per-boot
+        # even when one of them was cut short.
+        self.completed_before = False
         # For the boots after the first (boot_plan): the NIC and host name.
         self.nic = None
         self.hostname = "debian"
@@ -730,6 +734,7 @@ class FakeGuest(fake.FakeInstance):
         console."""
         now = time.monotonic()
         self.stop(now)
+        self.completed_before = self.completed_before or self.completed()
         self.earlier.append((self.started, self.plan, self.halted))
         self.plan, self.scenario = plan, scenario
         self.started, self.halted = now, None
@@ -1013,7 +1018,7 @@ class FakeGuestDriver(fake.FakeDriver):
         if first[1] == "boot":
             # Not ingot's boot user-data, no scenario asked for: just boots.
             scenario, again = "boot", True
-        elif guest.kind == "adopted" or guest.completed():
+        elif guest.kind == "adopted" or guest.completed_before or guest.completed():
             scenario, again = settings.get("fake_restart") or "ready", True
             if scenario not in RESTART_SCENARIOS:
                 raise FakeGuestFault(

@@ -353,6 +353,23 @@ class Driver(unittest.TestCase):
         self.assertTrue(guest.plan.lines[-1][1].endswith(" login: "))
         self.assertTrue(any("boot layer base" in line for _, line in guest.plan.lines))
 
+    def test_a_per_boot_boot_cut_short_leaves_the_next_boot_per_boot(self):
+        # A rollback's Ctrl-C stops a standby right after its start: the
+        # first boot had completed, so the start after is per-boot still.
+        d = driver({"fake_boot_seconds": "0"})
+        inst = Instance(boot_user_data(), DEPLOY_METADATA)
+        spawn(d, inst)
+        d.power_off(inst)
+        slow = driver({"fake_boot_seconds": "30"})
+        d._base_image = slow._base_image  # the second boot is still running at the stop
+        d.power_on(None, inst, None)
+        d.power_off(inst)
+        d.power_on(None, inst, None)
+        guest = d.instances[inst.uuid]
+        self.assertEqual(guest.boots, 3)
+        self.assertTrue(any("boot checks (per boot)" in line for _, line in guest.plan.lines))
+        self.assertFalse(any("boot layer" in line for _, line in guest.plan.lines))
+
     def test_a_server_from_before_a_restart_of_nova_compute_boots_per_boot(self):
         d = driver({"fake_boot_seconds": "0"})
         inst = Instance(boot_user_data(), DEPLOY_METADATA)
