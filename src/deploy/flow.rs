@@ -495,22 +495,42 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
         // read that as a server that stopped.
         let gated = async {
             self.wait_active(&standby.id).await?;
-            self.gate(&standby.id, tail).await
+            let verdict = self.gate(&standby.id, tail).await?;
+            Ok::<_, DeployError>((verdict, boot_started.elapsed().as_secs_f64()))
         };
-        let verdict = match self.cancel.race(gated).await.transpose() {
-            Ok(Some(v)) => v,
-            Ok(None) => {
-                self.back_to_standby(standby).await;
-                return Err(DeployError::Cancelled {
-                    cleanup: format!(
-                        "{} was stopped again and stays a standby; the address did not move",
-                        standby.name
-                    ),
-                });
-            }
-            Err(e) => return Err(e),
+        // What the switch needs from Neutron is read while the guest boots:
+        // these seconds are off the path that gives the address back.
+        let lookups = async {
+            let network_id = self
+                .neutron
+                .networks(&[("name", self.spec.server.network.as_str())])
+                .await?
+                .first()
+                .map(|n| n.id.clone())
+                .unwrap_or_default();
+            let kept = match &self.spec.address {
+                AddressSpec::FloatingIp { network } => {
+                    Some(address::ensure(self.neutron, self.name, network).await?)
+                }
+                AddressSpec::Direct => None,
+            };
+            Ok::<_, DeployError>((network_id, kept))
         };
-        let boot_seconds = boot_started.elapsed().as_secs_f64();
+        let both = async { tokio::try_join!(gated, lookups) };
+        let ((verdict, boot_seconds), (network_id, kept)) =
+            match self.cancel.race(both).await.transpose() {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    self.back_to_standby(standby).await;
+                    return Err(DeployError::Cancelled {
+                        cleanup: format!(
+                            "{} was stopped again and stays a standby; the address did not move",
+                            standby.name
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
         if let Err((why, console)) = verdict {
             return Err(self.standby_failed(standby, serving, why, console).await);
         }
@@ -527,19 +547,6 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 ),
             });
         }
-        let network_id = self
-            .neutron
-            .networks(&[("name", self.spec.server.network.as_str())])
-            .await?
-            .first()
-            .map(|n| n.id.clone())
-            .unwrap_or_default();
-        let kept = match &self.spec.address {
-            AddressSpec::FloatingIp { network } => {
-                Some(address::ensure(self.neutron, self.name, network).await?)
-            }
-            AddressSpec::Direct => None,
-        };
         let mut probed = match self.probe_server(&standby.id, &group.open_tcp).await? {
             Ok(notes) => notes,
             Err(why) => return Err(self.standby_failed(standby, serving, why, vec![]).await),
