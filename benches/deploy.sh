@@ -306,7 +306,7 @@ ingot_step() {
   after=$(jq -r '.deploy.serving_after_seconds // ""' "$work/$run-$step.json")
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
   record ingot "$run" "$step" "$wall" "$secs" "$boot" "$req" "$auth" 1 "$l" "$after"
-  say "ingot $run $step: $wall s wall, ${secs:--} s control plane (address on the new server after ${after:--} s), ${boot:--} s boot, $req requests ($auth logins), load $l"
+  say "ingot $run $step: $wall s wall, ${secs:--} s control plane${after:+ (address on the new server after $after s)}, ${boot:--} s boot, $req requests ($auth logins), load $l"
 }
 ingot_run() {
   local i=$1 dep=$run_id-i$1 addr fid s1 s2 g
