@@ -83,6 +83,8 @@ impl Output {
                 })
                 .unwrap_or(0),
             Output::Gc(r, d) if r.failed() + d.failed() > 0 => crate::error::EXIT_FAILURE,
+            // CI gates on the exit code: a failed verify must not read as a pass.
+            Output::Verified(r) if !r.ok => crate::error::EXIT_FAILURE,
             _ => 0,
         }
     }
@@ -379,4 +381,27 @@ fn layer_json(src: &LayerSource) -> Value {
         "conflicts": l.conflicts,
         "params": params,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Output;
+    use crate::build::VerifyReport;
+
+    fn report(ok: bool) -> Output {
+        Output::Verified(VerifyReport {
+            image: "web-debian".into(),
+            version: "1.0.0".into(),
+            ok,
+            checks: vec![],
+            serial_log: "verify.serial.log".into(),
+            boot_seconds: 1.0,
+        })
+    }
+
+    #[test]
+    fn a_failed_verify_exits_non_zero() {
+        assert_eq!(report(true).code(), 0);
+        assert_eq!(report(false).code(), crate::error::EXIT_FAILURE);
+    }
 }
