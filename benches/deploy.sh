@@ -75,7 +75,7 @@ tree=$work/tree
 mkdir -p "$work" "$tree/images" "$tree/deployments" "$tree/layers/base" "$tree/layers/web"
 chmod 700 "$work"
 results=$work/results.tsv
-printf 'tool\trun\tstep\twall_s\tseconds\tboot_seconds\trequests\tauths\tcommands\tload1\tnote\n' >"$results"
+printf 'tool\trun\tstep\twall_s\tseconds\tboot_seconds\trequests\tauths\tcommands\tload1\tserving_after_s\n' >"$results"
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; }
 
 os() { OS_CLIENT_CONFIG_FILE=$direct openstack --os-cloud "$CLOUD" "$@"; }
@@ -414,7 +414,6 @@ stat() {
       m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
       printf "%g (%g–%g)\n", m, v[1], v[NR] }'
 }
-col() { case $1 in wall) echo 4 ;; seconds) echo 5 ;; boot) echo 6 ;; requests) echo 7 ;; auths) echo 8 ;; commands) echo 9 ;; load) echo 10 ;; serving_after) echo 11 ;; esac; }
 echo
 echo "run $run_id, $PAIRS pairs; median (min–max)"
 printf '%-18s %-22s %-22s %-22s %-16s %-10s\n' step wall_s control_plane_s boot_s requests logins
