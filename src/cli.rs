@@ -1,7 +1,7 @@
 //! Command-line arguments (clap). No logic: `config` turns these into what
 //! the commands run on.
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -21,17 +21,17 @@ pub struct Cli {
     pub json: bool,
 
     /// Folder of layers (default: `layers` beside the image's folder, else ./layers).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub layers: Option<PathBuf>,
 
     /// Cache of base images (default: $INGOT_CACHE, else ~/.cache/ingot).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub cache: Option<PathBuf>,
 
     /// Where builds journal the cloud resources they create, so that `gc`
     /// finds them after a kill (default: $INGOT_STATE, else
     /// $XDG_STATE_HOME/ingot, else ~/.local/state/ingot).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub state: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -47,19 +47,24 @@ pub enum Command {
         #[command(flatten)]
         input: ImageArgs,
         /// Folder to write bake.user-data, boot.user-data and manifest.json into.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
         out: PathBuf,
+        #[command(flatten)]
+        report: ReportArgs,
     },
     /// Run every validation of an image; write nothing.
     Check {
         #[command(flatten)]
         input: ImageArgs,
+        #[command(flatten)]
+        report: ReportArgs,
     },
     /// Obtain the base image an image file names into the cache: download
     /// and verify an official cloud image, or build Debian 12 from Debian's
     /// archive.
     Base {
         /// The image file whose base to obtain.
+        #[arg(value_hint = ValueHint::FilePath)]
         image: PathBuf,
     },
     /// Build golden images: bake each in a guest (a local QEMU VM, or a
@@ -73,7 +78,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "qemu")]
         builder: BuilderArg,
         /// Folder of artifacts (qemu builder).
-        #[arg(long, value_name = "DIR", default_value = "artifacts")]
+        #[arg(long, value_name = "DIR", default_value = "artifacts", value_hint = ValueHint::DirPath)]
         artifacts: PathBuf,
         /// Build even when these inputs were built before.
         #[arg(long)]
@@ -100,6 +105,7 @@ pub enum Command {
     /// Boot a built artifact as a new instance and check it from outside.
     Verify {
         /// An artifact folder written by `ingot build`.
+        #[arg(value_hint = ValueHint::DirPath)]
         artifact: PathBuf,
         #[command(flatten)]
         gate: GateArgs,
@@ -116,12 +122,13 @@ pub enum Command {
     /// release is deployed.
     Rollback {
         /// The deployment (deployments/NAME.yaml, or a path).
+        #[arg(value_hint = ValueHint::FilePath)]
         name: String,
         /// The version (or Glance id, or digest) to go back to.
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
         /// A YAML file of secret values, for a release that must boot anew.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         secrets: Option<PathBuf>,
         /// Seconds between two looks at the console.
         #[arg(long, default_value_t = 2, value_name = "SECONDS")]
@@ -133,6 +140,8 @@ pub enum Command {
     /// state, role, addresses; what serves now; its DNS record and whether
     /// the name resolves to the address.
     Status {
+        /// The deployment (deployments/NAME.yaml, or a path).
+        #[arg(value_hint = ValueHint::FilePath)]
         name: String,
         #[command(flatten)]
         cloud: CloudArgs,
@@ -141,6 +150,8 @@ pub enum Command {
     /// address stays unless --release-address, the DNS record unless
     /// --delete-dns.
     Destroy {
+        /// The deployment (deployments/NAME.yaml, or a path).
+        #[arg(value_hint = ValueHint::FilePath)]
         name: String,
         /// Release the kept floating IP too (DNS still points at it).
         #[arg(long)]
@@ -181,6 +192,7 @@ pub enum Command {
     /// digest is already published is not uploaded again.
     Publish {
         /// An artifact folder written by `ingot build`.
+        #[arg(value_hint = ValueHint::DirPath)]
         artifact: PathBuf,
         #[command(flatten)]
         publish_args: PublishArgs,
@@ -191,6 +203,7 @@ pub enum Command {
     /// sizes, status, channels and the servers using each.
     Releases {
         /// The image's name (or its image file).
+        #[arg(value_hint = ValueHint::FilePath)]
         image: String,
         #[command(flatten)]
         cloud: CloudArgs,
@@ -199,6 +212,7 @@ pub enum Command {
     /// channel back.
     Promote {
         /// The image's name (or its image file).
+        #[arg(value_hint = ValueHint::FilePath)]
         image: String,
         /// The release: its version, a digest prefix or its Glance id.
         version: String,
@@ -212,6 +226,7 @@ pub enum Command {
     /// channel points to or a server uses.
     Prune {
         /// The image's name (or its image file).
+        #[arg(value_hint = ValueHint::FilePath)]
         image: String,
         /// How many of the newest active releases to keep.
         #[arg(long)]
@@ -222,6 +237,54 @@ pub enum Command {
         #[command(flatten)]
         cloud: CloudArgs,
     },
+    /// Print a shell completion script on stdout, e.g.
+    /// `ingot completions bash > ~/.local/share/bash-completion/completions/ingot`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: ingot's, or one subcommand's
+    /// (`ingot man render | man -l -`); with --out, write every page into
+    /// a folder (ingot.1, ingot-render.1, ...) as packagers install them.
+    Man {
+        /// The subcommand whose page to print.
+        subcommand: Option<String>,
+        /// Write ingot.1 and one page per subcommand into this folder.
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, conflicts_with = "subcommand")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// How `check` and `render` report errors.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// How errors are printed: text on stderr (the default); json, one
+    /// object per error and line on stdout; github, one GitHub Actions
+    /// `::error` command per error on stdout, so that a pull request shows
+    /// it on its line. The text still goes to stderr; exit codes are the same.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Github,
+}
+
+impl Cli {
+    /// How errors are reported, and the image file they are reported
+    /// against when they have no place of their own: text for the
+    /// commands without `--format`.
+    pub fn report(&self) -> (ReportFormat, Option<&std::path::Path>) {
+        match &self.command {
+            Command::Check { report, input } | Command::Render { report, input, .. } => {
+                (report.format, Some(&input.image))
+            }
+            _ => (ReportFormat::Text, None),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -251,6 +314,7 @@ pub struct CloudArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The deployment (deployments/NAME.yaml, or a path).
+    #[arg(value_hint = ValueHint::FilePath)]
     pub name: String,
     /// Run this version instead of the file's release choice.
     #[arg(long, value_name = "VERSION", conflicts_with = "channel")]
@@ -260,7 +324,7 @@ pub struct DeployArgs {
     pub channel: Option<String>,
     /// A YAML file of secret values (`name: value`); `INGOT_SECRET_<NAME>`
     /// environment variables are read too, the file wins.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub secrets: Option<PathBuf>,
     /// Keep a new server that failed its gate (for a look at it).
     #[arg(long)]
@@ -276,7 +340,7 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct LaunchArgs {
     /// The image file (images/NAME.yaml), or NAME for images/NAME.yaml.
-    #[arg(required_unless_present = "delete")]
+    #[arg(required_unless_present = "delete", value_hint = ValueHint::FilePath)]
     pub image: Option<String>,
     /// The release to run (default: the newest active release).
     #[arg(long, value_name = "VERSION", conflicts_with = "channel")]
@@ -303,7 +367,7 @@ pub struct LaunchArgs {
     pub security_groups: Vec<String>,
     /// A YAML file of secret values (`name: value`); `INGOT_SECRET_<NAME>`
     /// environment variables are read too, the file wins.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub secrets: Option<PathBuf>,
     /// A value for this server's first boot: KEY=VALUE (repeatable; not
     /// for secrets; a value that would change the bake is refused).
@@ -386,26 +450,27 @@ pub struct OpenStackArgs {
 #[derive(Debug, Args)]
 pub struct BuildInputs {
     /// Image files, e.g. images/*.yaml.
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "IMAGE", value_hint = ValueHint::FilePath)]
     pub images: Vec<PathBuf>,
     /// Override a parameter: KEY=VALUE (repeatable; not for secrets).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// A YAML file of secret values (see `ingot render --help`); a build
     /// never needs one, the bake cannot see secrets.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ImageArgs {
     /// The image file, e.g. images/jitsi-meet.yaml.
+    #[arg(value_hint = ValueHint::FilePath)]
     pub image: PathBuf,
     /// Override a parameter: KEY=VALUE (repeatable; not for secrets).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// A YAML file of secret values (`name: value`); `INGOT_SECRET_<NAME>`
     /// environment variables are read too, the file wins.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub secrets: Option<PathBuf>,
 }

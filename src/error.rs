@@ -50,6 +50,8 @@ pub enum Error {
     Launch(Box<crate::deploy::launch::LaunchError>),
     #[error("cancelled (Ctrl-C): the VM and helper processes were stopped and staging folders removed; nothing was left behind")]
     Cancelled,
+    #[error("no subcommand `{name}`; the subcommands are {}", known.join(", "))]
+    UnknownSubcommand { name: String, known: Vec<String> },
     #[error("{}: cannot write: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -107,6 +109,7 @@ impl Error {
             | Error::Secrets { .. }
             | Error::SecretEnv { .. }
             | Error::BadSet { .. }
+            | Error::UnknownSubcommand { .. }
             | Error::Render {
                 source: RenderError::TooLarge { .. },
                 ..
@@ -137,7 +140,7 @@ impl Error {
             Error::Compose { .. } => "composition",
             Error::Render { .. } => "render",
             Error::Secrets { .. } | Error::SecretEnv { .. } => "secrets",
-            Error::BadSet { .. } => "usage",
+            Error::BadSet { .. } | Error::UnknownSubcommand { .. } => "usage",
             Error::Write { .. } => "write",
             Error::Build(_) => "build",
             Error::VerifyFailed { .. } => "verify",
@@ -161,6 +164,16 @@ mod tests {
             given: "domain".into(),
         };
         assert_eq!(e.to_string(), "--set domain: expected KEY=VALUE");
+        assert_eq!(e.code(), 2);
+
+        let e = Error::UnknownSubcommand {
+            name: "rendr".into(),
+            known: vec!["check".into(), "render".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no subcommand `rendr`; the subcommands are check, render"
+        );
         assert_eq!(e.code(), 2);
 
         let e = Error::Compose {

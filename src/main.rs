@@ -1,5 +1,5 @@
 use clap::Parser;
-use ingot::cli::Cli;
+use ingot::cli::{Cli, ReportFormat};
 use ingot::output;
 use std::io::Write;
 use std::process::ExitCode;
@@ -7,9 +7,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.verbose);
+    let (format, image) = cli.report();
     let code = match ingot::run::run(&cli) {
         Ok(out) => {
-            let text = if cli.json {
+            let text = if cli.json || format == ReportFormat::Json {
                 serde_json::to_string_pretty(&out.json()).expect("json")
             } else {
                 out.text()
@@ -19,7 +20,16 @@ fn main() -> ExitCode {
             out.code()
         }
         Err(e) => {
-            if cli.json {
+            if let (ReportFormat::Json | ReportFormat::Github, Some(image)) = (format, image) {
+                let mut stdout = std::io::stdout().lock();
+                for d in output::report::diagnostics(&e, image) {
+                    let line = match format {
+                        ReportFormat::Github => output::report::github(&d),
+                        _ => output::report::json(&d),
+                    };
+                    let _ = writeln!(stdout, "{line}");
+                }
+            } else if cli.json {
                 let v = output::error_json(&e);
                 let _ = writeln!(
                     std::io::stdout(),

@@ -169,6 +169,59 @@ pub enum ComposeError {
 }
 
 impl ComposeError {
+    /// A stable name of the rule broken, for `--format json|github`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ComposeError::Cycle { .. } => "cycle",
+            ComposeError::RequiresMissing { .. } => "requires_missing",
+            ComposeError::Conflict { .. } => "conflict",
+            ComposeError::PackageConflict { .. } => "package_conflict",
+            ComposeError::UnsupportedDistro { .. } => "unsupported_distro",
+            ComposeError::ParamMismatch { .. } => "param_mismatch",
+            ComposeError::Params { .. } => "params",
+            ComposeError::PortClash { .. } => "port_clash",
+            ComposeError::BadPort { .. } => "bad_port",
+            ComposeError::FileClash { .. } => "file_clash",
+            ComposeError::AptSourceClash { .. } => "apt_source_clash",
+            ComposeError::DebconfClash { .. } => "debconf_clash",
+            ComposeError::BadDebconf { .. } => "bad_debconf",
+            ComposeError::UserClash { .. } => "user_clash",
+            ComposeError::BadKeysParam { .. } => "bad_keys_param",
+            ComposeError::CloudConfigClash { .. } => "cloud_config_clash",
+            ComposeError::DuplicateCheck { .. } => "duplicate_check",
+            ComposeError::MissingAsset { .. } => "missing_asset",
+            ComposeError::UndefinedVariable { .. } => "undefined_variable",
+            ComposeError::Template { .. } => "template",
+            ComposeError::SecretInPath { .. } => "secret_in_path",
+            ComposeError::SecretInBake { .. } => "secret_in_bake",
+            ComposeError::At { error, .. } => error.kind(),
+            // What was redacted is no longer known.
+            ComposeError::Redacted { .. } => "composition",
+        }
+    }
+
+    /// The one layer the error is about; None for a clash of two layers
+    /// (each site names its own) or an error of the image as a whole.
+    pub fn layer(&self) -> Option<&str> {
+        match self {
+            ComposeError::RequiresMissing { layer, .. }
+            | ComposeError::Conflict { layer, .. }
+            | ComposeError::PackageConflict { layer, .. }
+            | ComposeError::UnsupportedDistro { layer, .. }
+            | ComposeError::BadPort { layer, .. }
+            | ComposeError::BadDebconf { layer, .. }
+            | ComposeError::BadKeysParam { layer, .. }
+            | ComposeError::DuplicateCheck { layer, .. }
+            | ComposeError::MissingAsset { layer, .. }
+            | ComposeError::UndefinedVariable { layer, .. }
+            | ComposeError::Template { layer, .. }
+            | ComposeError::SecretInPath { layer, .. }
+            | ComposeError::SecretInBake { layer, .. } => Some(layer),
+            ComposeError::At { error, .. } => error.layer(),
+            _ => None,
+        }
+    }
+
     /// The error as it is, or, when its message holds a secret's value,
     /// that message with each value replaced by `<secret NAME>`. Every
     /// composition error passes here, whatever made it (a template's

@@ -12,6 +12,7 @@ mod deploy;
 mod dns;
 mod launch;
 mod release;
+pub mod report;
 
 pub enum Output {
     Layers(Vec<LayerSource>),
@@ -65,6 +66,10 @@ pub enum Output {
     Destroyed(crate::deploy::status::Destroyed),
     Launched(crate::deploy::launch::Launched),
     LaunchDeleted(crate::deploy::launch::Deleted),
+    /// A generated document (a completion script, a man page), as is.
+    Document(String),
+    /// The man pages written by `ingot man --out`.
+    ManPages(Vec<PathBuf>),
 }
 
 impl Output {
@@ -105,6 +110,13 @@ impl Output {
             Output::DeployStatus(st) => deploy::status_text(st),
             Output::Destroyed(d) => deploy::destroyed_text(d),
             Output::Layers(layers) => layers_text(layers),
+            // main adds the last newline.
+            Output::Document(d) => d.trim_end_matches('\n').to_string(),
+            Output::ManPages(files) => files
+                .iter()
+                .map(|f| format!("wrote {}", f.display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
             Output::Base(b) => {
                 format!("{} (sha256 {}, {})", b.disk().display(), b.sha256, b.source)
             }
@@ -176,6 +188,8 @@ impl Output {
             Output::DeployStatus(st) => json!({"ok": true, "status": st}),
             Output::Destroyed(d) => json!({"ok": true, "destroyed": d}),
             Output::Layers(layers) => Value::Array(layers.iter().map(layer_json).collect()),
+            Output::Document(d) => json!({"ok": true, "document": d}),
+            Output::ManPages(files) => json!({"ok": true, "pages": files}),
             Output::Base(b) => json!({"ok": true, "base": b, "disk": b.disk()}),
             Output::Built(a) => {
                 json!({"ok": true, "built": a.built, "artifact": a.artifact.dir, "manifest": a.artifact.manifest})

@@ -2,6 +2,7 @@
 
 mod build;
 mod deploy;
+mod docs;
 mod launch;
 mod out;
 mod release;
@@ -77,7 +78,7 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             let layers: Vec<LayerSource> = model::list_layers(&dir)?;
             Ok(Output::Layers(layers))
         }
-        Command::Check { input } => {
+        Command::Check { input, .. } => {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;
             let (comp, rendered) = build(&input)?;
             Ok(Output::Checked { comp, rendered })
@@ -177,6 +178,8 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             poll,
             cloud,
         } => deploy::rollback(cli, name, to.as_deref(), secrets.as_deref(), *poll, cloud),
+        Command::Completions { shell } => Ok(docs::completions(*shell)),
+        Command::Man { subcommand, out } => docs::man(subcommand.as_deref(), out.as_deref()),
         Command::Status { name, cloud } => deploy::status(name, cloud),
         Command::Destroy {
             name,
@@ -184,7 +187,7 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
             delete_dns,
             cloud,
         } => deploy::destroy(name, *release_address, *delete_dns, cloud),
-        Command::Render { input, out } => {
+        Command::Render { input, out, .. } => {
             let input = ImageInput::from_args(input, cli.layers.as_deref())?;
             let (comp, rendered) = build(&input)?;
             out::write_out(out, &rendered)?;
