@@ -25,9 +25,16 @@ NOVA_SERVICES=(epmd mariadb rabbitmq placement-api neutron-server nova-api
 # MariaDB and RabbitMQ. Its pool's backend is Designate's own FAKE backend;
 # designate-mdns serves the zones over DNS (and answers the worker's polls).
 DNS_SERVICES=(designate-central designate-mdns designate-api designate-worker)
+# The optional Cinder side (INGOT_PLAYGROUND_CINDER=1 or start
+# --with-cinder; needs the Nova side, off by default): the block-storage
+# API, scheduler and volume service, on the Nova side's MariaDB and
+# RabbitMQ. cinder-volume's backend is a FAKE file-backed driver
+# (lib/fakes/ingot_fake_file_volume.py): volumes are sparse files.
+CINDER_SERVICES=(cinder-api cinder-scheduler cinder-volume)
 # What stop and start look for whatever the directory's setting: a playground
 # started with Nova and later told otherwise must not leave processes behind.
-ALL_SERVICES=("${CORE_SERVICES[@]}" "${NOVA_SERVICES[@]}" "${DNS_SERVICES[@]}")
+ALL_SERVICES=("${CORE_SERVICES[@]}" "${NOVA_SERVICES[@]}" "${DNS_SERVICES[@]}"
+  "${CINDER_SERVICES[@]}")
 
 # The host name the Nova services register under (services table, compute
 # node, hypervisor). Per directory anyway: each playground has its own
@@ -74,6 +81,11 @@ resolve_dir() {
   WITH_DNS=${WITH_DNS:-}
   [[ -z "$WITH_DNS" || "$WITH_DNS" == 0 || "$WITH_DNS" == 1 ]] ||
     die "INGOT_PLAYGROUND_DNS must be 0 or 1, not '$WITH_DNS'"
+  # Cinder: the variable, else the last start's, else off.
+  WITH_CINDER=${INGOT_PLAYGROUND_CINDER:-$(saved_value INGOT_PLAYGROUND_CINDER)}
+  WITH_CINDER=${WITH_CINDER:-0}
+  [[ "$WITH_CINDER" == 0 || "$WITH_CINDER" == 1 ]] ||
+    die "INGOT_PLAYGROUND_CINDER must be 0 or 1, not '$WITH_CINDER'"
 
   KEYSTONE_PORT=${INGOT_KEYSTONE_PORT:-$(saved_value INGOT_KEYSTONE_PORT)}
   KEYSTONE_PORT=${KEYSTONE_PORT:-5000}
@@ -102,10 +114,12 @@ resolve_dir() {
   # designate-mdns: DNS over UDP and TCP.
   MDNS_PORT=${INGOT_MDNS_PORT:-$(saved_value INGOT_MDNS_PORT)}
   MDNS_PORT=${MDNS_PORT:-5354}
+  CINDER_PORT=${INGOT_CINDER_PORT:-$(saved_value INGOT_CINDER_PORT)}
+  CINDER_PORT=${CINDER_PORT:-8776}
 
   local variable
   for variable in KEYSTONE_PORT GLANCE_PORT PLACEMENT_PORT NOVA_PORT NEUTRON_PORT \
-    RABBIT_DIST_PORT EPMD_PORT DESIGNATE_PORT MDNS_PORT; do
+    RABBIT_DIST_PORT EPMD_PORT DESIGNATE_PORT MDNS_PORT CINDER_PORT; do
     [[ "${!variable}" =~ ^[0-9]+$ ]] ||
       die "INGOT_$variable must be a number, not '${!variable}'"
   done
@@ -115,6 +129,7 @@ resolve_dir() {
   NOVA_URL="http://127.0.0.1:${NOVA_PORT}"
   NEUTRON_URL="http://127.0.0.1:${NEUTRON_PORT}"
   DESIGNATE_URL="http://127.0.0.1:${DESIGNATE_PORT}"
+  CINDER_URL="http://127.0.0.1:${CINDER_PORT}"
 
   set_services
 
@@ -129,6 +144,7 @@ set_services() {
   SERVICES=("${CORE_SERVICES[@]}")
   [[ "$WITH_NOVA" == 1 ]] && SERVICES+=("${NOVA_SERVICES[@]}")
   [[ "$WITH_NOVA" == 1 && "$WITH_DNS" == 1 ]] && SERVICES+=("${DNS_SERVICES[@]}")
+  [[ "$WITH_NOVA" == 1 && "$WITH_CINDER" == 1 ]] && SERVICES+=("${CINDER_SERVICES[@]}")
   return 0
 }
 
@@ -145,6 +161,10 @@ port_settings() {
     if [[ "$WITH_DNS" == 1 ]]; then
       printf 'INGOT_DESIGNATE_PORT=%s\nINGOT_MDNS_PORT=%s\n' "$DESIGNATE_PORT" "$MDNS_PORT"
     fi
+    printf 'INGOT_PLAYGROUND_CINDER=%s\n' "$WITH_CINDER"
+    if [[ "$WITH_CINDER" == 1 ]]; then
+      printf 'INGOT_CINDER_PORT=%s\n' "$CINDER_PORT"
+    fi
   fi
 }
 
@@ -159,6 +179,7 @@ service_ports() {
     epmd) printf '%s INGOT_EPMD_PORT\n' "$EPMD_PORT" ;;
     designate-api) printf '%s INGOT_DESIGNATE_PORT\n' "$DESIGNATE_PORT" ;;
     designate-mdns) printf '%s INGOT_MDNS_PORT\n' "$MDNS_PORT" ;;
+    cinder-api) printf '%s INGOT_CINDER_PORT\n' "$CINDER_PORT" ;;
     rabbitmq)
       printf '%s INGOT_RABBIT_PORT\n' "$RABBIT_PORT"
       printf '%s INGOT_RABBIT_DIST_PORT\n' "$RABBIT_DIST_PORT"
@@ -211,6 +232,10 @@ health_url() {
     designate-central | designate-worker | designate-mdns)
       printf 'designate.service_statuses %s@%s' "${1#designate-}" "$NOVA_HOST"
       ;;
+    cinder-api) printf '%s/' "$CINDER_URL" ;;
+    cinder-scheduler | cinder-volume)
+      printf 'cinder.services %s@%s' "$1" "$(cinder_host "$1")"
+      ;;
   esac
 }
 
@@ -220,6 +245,26 @@ nova_binary() {
     nova-compute-fake) printf 'nova-compute' ;;
     *) printf '%s' "$1" ;;
   esac
+}
+
+# cinder_host SERVICE: the host Cinder records the service under; the
+# volume service is per backend (lib/cinder.sh's CINDER_BACKEND).
+cinder_host() {
+  case "$1" in
+    cinder-volume) printf '%s@fake-file' "$NOVA_HOST" ;;
+    *) printf '%s' "$NOVA_HOST" ;;
+  esac
+}
+
+# cinder_last_report SERVICE: when (epoch seconds) the Cinder service last
+# reported to Cinder's services table (every report_interval, 2 s here;
+# first one report_interval after it started), 0 if never.
+cinder_last_report() {
+  sql "SET time_zone = '+00:00';
+       SELECT COALESCE(MAX(UNIX_TIMESTAMP(updated_at)), 0)
+       FROM cinder.services
+       WHERE \`binary\` = '$1' AND host = '$(cinder_host "$1")' AND deleted = 0" 2>/dev/null ||
+    printf '0'
 }
 
 # sql QUERY: run it as MariaDB's root through the playground's socket.
@@ -275,6 +320,10 @@ answers() {
       ;;
     designate-central | designate-worker | designate-mdns)
       last=$(designate_last_heartbeat "$1")
+      ((last >= since && last >= $(date +%s) - 60))
+      ;;
+    cinder-scheduler | cinder-volume)
+      last=$(cinder_last_report "$1")
       ((last >= since && last >= $(date +%s) - 60))
       ;;
     *)
@@ -363,7 +412,8 @@ stop_services() {
 stop_all() {
   STOPPED=0
   stop_services keystone glance-api placement-api neutron-server nova-api \
-    nova-conductor nova-scheduler nova-compute-fake "${DNS_SERVICES[@]}"
+    nova-conductor nova-scheduler nova-compute-fake "${DNS_SERVICES[@]}" \
+    "${CINDER_SERVICES[@]}"
   stop_services rabbitmq mariadb
   stop_services epmd
   ((STOPPED > 0)) || say "not running"

@@ -203,6 +203,7 @@ policy_dirs = $DIR/nova/policy.d
 
 [wsgi]
 api_paste_config = $DIR/nova/api-paste.ini
+$(if [[ "${WITH_CINDER:-0}" == 1 ]]; then nova_cinder_section; fi)
 EOF
   )
   cat >"$DIR/nova/nova.conf" <<EOF

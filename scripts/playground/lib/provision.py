@@ -19,6 +19,8 @@ Inputs (environment):
                  NOVA_PASSWORD PLACEMENT_PASSWORD NEUTRON_PASSWORD.
   WITH_DNS       1: also the service user designate and the dns endpoints
                  (DESIGNATE_URL, DESIGNATE_PASSWORD).
+  WITH_CINDER    1: also the service user cinder and the block-storage and
+                 volumev3 endpoints (CINDER_URL, CINDER_PASSWORD).
   (dns phase)    KEYSTONE_URL DESIGNATE_URL INGOT_PASSWORD DNS_ZONE
                  START_TIMEOUT: the zone of project ingot, until ACTIVE.
   (nova phase)   KEYSTONE_URL NOVA_URL NEUTRON_URL ADMIN_PASSWORD: flavors,
@@ -373,6 +375,17 @@ def provision_keystone():
         # Designate's API root (GET / lists the versions; clients add /v2).
         ensure_endpoints(admin, "dns", "designate", env["DESIGNATE_URL"] + "/")
         user = ensure_user(admin, "designate", env["DESIGNATE_PASSWORD"], service)
+        ensure_roles(admin, user, service, ["admin"])
+
+    if with_nova and env.get("WITH_CINDER") == "1":
+        # The v3 API under both names (lib/cinder.sh): block-storage, the
+        # official type, and volumev3, which Nova's [cinder] catalog_info
+        # and openstackclient 6 ask for and clients may match literally.
+        # Keystone fills in the token's project.
+        url = env["CINDER_URL"] + "/v3/%(project_id)s"
+        ensure_endpoints(admin, "block-storage", "cinder", url)
+        ensure_endpoints(admin, "volumev3", "cinderv3", url)
+        user = ensure_user(admin, "cinder", env["CINDER_PASSWORD"], service)
         ensure_roles(admin, user, service, ["admin"])
 
     ingot = ensure_project(admin, "ingot", "ingot playground project")
