@@ -83,6 +83,11 @@ www_authenticate_uri = $KEYSTONE_URL
 $(auth_section cinder "$CINDER_PASSWORD")
 # As Glance and Nova: a token revoked in Keystone is refused at once.
 token_cache_time = -1
+# Nova's service token (nova.conf [service_user]) counts with role service
+# (provision.py grants it to nova): what lets Nova delete the attachment of
+# an attached volume, and no user.
+service_token_roles = service
+service_token_roles_required = true
 
 [nova]
 # Cinder tells Nova of volume events (extend of an attached volume) as itself.
@@ -116,6 +121,14 @@ nova_cinder_section() {
 [cinder]
 catalog_info = volumev3::publicURL
 os_region_name = RegionOne
+$(auth_section nova "$NOVA_PASSWORD")
+
+[service_user]
+# Cinder refuses to delete an attachment of a volume in use by a server
+# (ConflictNovaUsingAttachment, HTTP 409; OSSA-2023-003) unless the request
+# carries a service token of a user with role service: without this, a
+# detach leaves the volume "detaching" for ever.
+send_service_user_token = true
 $(auth_section nova "$NOVA_PASSWORD")
 EOF2
 }

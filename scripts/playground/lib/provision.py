@@ -387,6 +387,15 @@ def provision_keystone():
         ensure_endpoints(admin, "volumev3", "cinderv3", url)
         user = ensure_user(admin, "cinder", env["CINDER_PASSWORD"], service)
         ensure_roles(admin, user, service, ["admin"])
+        # Role service on nova's and cinder's users: Cinder lets only a
+        # request with a service token of that role delete the attachment
+        # of an in-use volume (lib/cinder.sh, OSSA-2023-003).
+        if first(admin.roles.list(name="service")) is None:
+            admin.roles.create("service")
+            log("created role service")
+        for name in ("nova", "cinder"):
+            ensure_roles(admin, first(admin.users.list(name=name, domain=DOMAIN)),
+                         service, ["service"])
 
     ingot = ensure_project(admin, "ingot", "ingot playground project")
     user = ensure_user(admin, "ingot", env["INGOT_PASSWORD"], ingot)
