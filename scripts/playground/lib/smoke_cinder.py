@@ -15,6 +15,7 @@ is left.
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -217,10 +218,16 @@ def cleanup():
     made["image"] = []
 
 
+def on_term(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    # smoke stops it with SIGTERM when it fails early: clean up then too.
+    signal.signal(signal.SIGTERM, on_term)
     try:
         main()
-    except Exception as e:  # a step that could not even run: report, clean up
+    except (Exception, KeyboardInterrupt) as e:  # a step that could not run: report, clean up
         check("smoke_cinder ran to the end", False, str(e))
         cleanup()
     print("%d passed, %d failed" % (passed, failed))
