@@ -641,7 +641,7 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
     }
 
     /// Reads the deployment back and settles what interrupted runs left
-    /// ([`Self::converge`]); its servers are read again if anything changed.
+    /// (`converge`); its servers are read again if anything changed.
     pub async fn converged(&self) -> Result<Fleet, DeployError> {
         let members = fleet::members(self.nova, self.name).await?;
         let kept = self.kept().await?;
