@@ -4,6 +4,7 @@
 //! `try_from` conversions, because serde_yaml then reports the error at the
 //! value's own line and column.
 
+use super::error::StateError;
 use super::names::{
     self, AccountName, AptSourceName, CheckName, LayerName, OneLine, PackageName, ParamName, Rule,
     UnitName,
@@ -46,6 +47,11 @@ pub struct Layer {
     pub cloud_config: CloudConfigSpec,
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// What the layer's services keep across instances (see [`StatePath`]).
+    /// Each path once, none inside another (checked by `load`, which
+    /// knows where each entry is).
+    #[serde(default)]
+    pub state: Vec<StatePath>,
 }
 
 /// Keeps an optional per-item distro filter readable at the call sites.
@@ -261,6 +267,125 @@ impl Rule for AbsolutePath {
             Ok(n) => Err(format!("path {s:?} is written {n:?} in its normal form")),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Where an instance mounts its data disk; every state path is bound to
+/// its place below it.
+pub const STATE_MOUNT: &str = "/var/lib/ingot-state";
+
+/// Virtual file systems: what lives there is made at each boot.
+const VIRTUAL_ROOTS: &[&str] = &["/proc", "/sys", "/dev", "/run"];
+
+/// A folder or file the layer's services write and that must outlive the
+/// instance (certificates, time series, databases): at first boot it is
+/// bound to its place on the data disk. `owner`, `group` and `mode` are
+/// what it gets when it is first made there and the image holds nothing at
+/// that path (a package's defaults, when present, are copied as they are).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "RawStatePath")]
+pub struct StatePath {
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    #[serde(serialize_with = "mode_octal")]
+    pub mode: Mode,
+}
+
+fn mode_octal<S: serde::Serializer>(m: &Mode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&m.octal())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatePath {
+    path: String,
+    owner: String,
+    group: String,
+    mode: Mode,
+}
+
+impl TryFrom<RawStatePath> for StatePath {
+    type Error = StateError;
+    fn try_from(raw: RawStatePath) -> Result<Self, StateError> {
+        let path = raw.path;
+        if path.chars().all(|c| c == '/') && !path.is_empty() {
+            return Err(StateError::Root);
+        }
+        match names::normalize_path(&path) {
+            Ok(n) if n == path => {}
+            Ok(normal) => return Err(StateError::NotNormal { path, normal }),
+            Err(reason) => {
+                // normalize_path's messages start with `path "<p>" `.
+                let reason = reason
+                    .strip_prefix(&format!("path {path:?} "))
+                    .unwrap_or(&reason)
+                    .to_string();
+                return Err(StateError::BadPath { path, reason });
+            }
+        }
+        // The path is written into systemd unit lines, split at spaces.
+        if !path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+        {
+            return Err(StateError::BadPath {
+                path,
+                reason: "holds a character a systemd unit line would not carry as it is: use \
+                         letters, digits, `/`, `.`, `_`, `-`, `+` and `@`"
+                    .into(),
+            });
+        }
+        let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));
+        // The mount point itself, a folder below it (bound onto itself) or
+        // above it (binding it would hide the disk) cannot be state.
+        if under(STATE_MOUNT) || STATE_MOUNT.starts_with(&format!("{path}/")) {
+            return Err(StateError::Reserved {
+                path,
+                why: "the data disk's mount point, inside it or a folder holding it",
+            });
+        }
+        if VIRTUAL_ROOTS.iter().any(|r| under(r)) {
+            return Err(StateError::Reserved {
+                path,
+                why: "on a virtual file system",
+            });
+        }
+        for (what, name) in [("owner", &raw.owner), ("group", &raw.group)] {
+            AccountName::check(name).map_err(|message| StateError::BadAccount {
+                path: path.clone(),
+                what,
+                message,
+            })?;
+        }
+        Ok(StatePath {
+            path,
+            owner: raw.owner,
+            group: raw.group,
+            mode: raw.mode,
+        })
+    }
+}
+
+/// Whether two state paths overlap: the same path, or one inside the other.
+pub fn state_overlap(a: &StatePath, b: &StatePath) -> Option<StateError> {
+    let inside = |x: &str, y: &str| x.starts_with(&format!("{y}/"));
+    if a.path == b.path {
+        Some(StateError::Duplicate {
+            path: a.path.clone(),
+        })
+    } else if inside(&a.path, &b.path) {
+        Some(StateError::Nested {
+            inner: a.path.clone(),
+            outer: b.path.clone(),
+        })
+    } else if inside(&b.path, &a.path) {
+        Some(StateError::Nested {
+            inner: b.path.clone(),
+            outer: a.path.clone(),
+        })
+    } else {
+        None
     }
 }
 

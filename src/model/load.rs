@@ -155,6 +155,7 @@ pub fn load_layer(
     if layer.distros.is_empty() {
         return Err(invalid(&file, &bytes, "distros:", "`distros` is empty"));
     }
+    check_state(&file, &layer, &positions)?;
     let mut assets = BTreeMap::new();
     collect_assets(&dir, &dir, 0, &mut assets)?;
     Ok(LayerSource {
@@ -367,6 +368,27 @@ pub(crate) fn parse<T: DeserializeOwned>(
     }
 }
 
+/// A layer's state paths, each once and none inside another: two bind
+/// mounts, one inside the other, would depend on their order. The error
+/// is placed at the second entry.
+fn check_state(file: &Path, layer: &Layer, positions: &Positions) -> Result<(), LoadError> {
+    for (i, a) in layer.state.iter().enumerate() {
+        for b in &layer.state[..i] {
+            if let Some(e) = super::layer::state_overlap(a, b) {
+                let item = format!("state[{i}]");
+                let pos = positions.get(&item);
+                return Err(LoadError::Yaml {
+                    path: file.to_path_buf(),
+                    line: pos.map_or(1, |p| p.line),
+                    column: pos.map_or(1, |p| p.column),
+                    message: format!("{item}: {e}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_schema(path: &Path, bytes: &[u8], schema: u32) -> Result<(), LoadError> {
     if schema == SCHEMA_VERSION {
         return Ok(());
@@ -481,5 +503,116 @@ mod tests {
             "{HEAD}apt:\n  sources:\n    x:\n      source: deb https://example.org stable main\n      key: abc\n"
         ));
         assert!(err.contains("must say `[signed-by=$KEY_FILE]`"), "{err}");
+    }
+    fn state(entries: &str) -> String {
+        format!("{HEAD}state:\n{entries}")
+    }
+
+    #[test]
+    fn state_paths_are_read_with_owner_group_and_mode() {
+        let yaml = state(
+            "  - {path: /etc/letsencrypt, owner: root, group: root, mode: \"0755\"}\n  - {path: /var/lib/prometheus, owner: prometheus, group: prometheus, mode: \"0750\"}\n",
+        );
+        let (layer, _) = parse::<Layer>(Path::new("x"), yaml.as_bytes()).unwrap();
+        assert_eq!(layer.state.len(), 2);
+        assert_eq!(layer.state[1].path, "/var/lib/prometheus");
+        assert_eq!(layer.state[1].owner, "prometheus");
+        assert_eq!(layer.state[1].mode.octal(), "0750");
+    }
+
+    /// Each refusal, with the place it is written at.
+    #[test]
+    fn state_paths_are_refused_where_they_are_written() {
+        let mut wrong = Vec::new();
+        let entry = |path: &str| {
+            state(&format!(
+                "  - {{path: {path}, owner: root, group: root, mode: \"0755\"}}\n"
+            ))
+        };
+        for (yaml, want) in [
+            (
+                state("  - {path: /x, owner: root, group: root, mode: \"0755\", size: 1}\n"),
+                "layers/x/layer.yaml:7:56: state[0]: unknown field `size`, expected one of `path`, `owner`, `group`, `mode`",
+            ),
+            (
+                state("  - {path: /x, owner: root, group: root}\n"),
+                "layers/x/layer.yaml:7:5: state[0]: missing field `mode`",
+            ),
+            (
+                entry("var/lib/x"),
+                "layers/x/layer.yaml:7:3: state: state path \"var/lib/x\" must be absolute",
+            ),
+            (
+                entry("/var/lib/../x"),
+                "layers/x/layer.yaml:7:3: state: state path \"/var/lib/../x\" contains `..`: write the path it means",
+            ),
+            (
+                entry("/var//lib/./x"),
+                "layers/x/layer.yaml:7:3: state: state path \"/var//lib/./x\" is written \"/var/lib/x\" in its normal form",
+            ),
+            (
+                entry("/"),
+                "layers/x/layer.yaml:7:3: state: state path \"/\" is the whole system: declare the folders or files that hold state",
+            ),
+            (
+                entry("\"/srv/my data\""),
+                "layers/x/layer.yaml:7:3: state: state path \"/srv/my data\" holds a character a systemd unit line would not carry as it is: use letters, digits, `/`, `.`, `_`, `-`, `+` and `@`",
+            ),
+            (
+                entry("/var/lib"),
+                "layers/x/layer.yaml:7:3: state: state path /var/lib is the data disk's mount point, inside it or a folder holding it: it cannot be kept on the data disk",
+            ),
+            (
+                entry("/var/lib/ingot-state/x"),
+                "layers/x/layer.yaml:7:3: state: state path /var/lib/ingot-state/x is the data disk's mount point, inside it or a folder holding it: it cannot be kept on the data disk",
+            ),
+            (
+                entry("/run/x"),
+                "layers/x/layer.yaml:7:3: state: state path /run/x is on a virtual file system: it cannot be kept on the data disk",
+            ),
+            (
+                state("  - {path: /x, owner: Root, group: root, mode: \"0755\"}\n"),
+                "layers/x/layer.yaml:7:3: state: state path /x: owner user or group name \"Root\" is refused: use lower-case letters, digits, `_` and `-`, starting with a letter or `_` (at most 32 characters)",
+            ),
+            (
+                state("  - {path: /x, owner: root, group: \"a b\", mode: \"0755\"}\n"),
+                "layers/x/layer.yaml:7:3: state: state path /x: group user or group name \"a b\" is refused: use lower-case letters, digits, `_` and `-`, starting with a letter or `_` (at most 32 characters)",
+            ),
+            (
+                state("  - {path: /x, owner: root, group: root, mode: 755}\n"),
+                "layers/x/layer.yaml:7:5: state[0]: file mode 755 is a number: write it as a quoted octal string such as \"0755\" (cloud-init would read 755 as a decimal mode)",
+            ),
+        ] {
+            let got = layer_err(&yaml);
+            if got != want {
+                wrong.push(format!("{yaml}\n  got:  {got}\n  want: {want}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_state_path_once_and_none_inside_another() {
+        let err = |entries: &str| {
+            let path = Path::new("layers/x/layer.yaml");
+            let yaml = state(entries);
+            let (layer, positions) = parse::<Layer>(path, yaml.as_bytes()).unwrap();
+            check_state(path, &layer, &positions)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("  - {path: /x, owner: root, group: root, mode: \"0755\"}\n  - {path: /x, owner: root, group: root, mode: \"0700\"}\n"),
+            "layers/x/layer.yaml:8:5: state[1]: state path /x is declared twice"
+        );
+        assert_eq!(
+            err("  - {path: /x/y, owner: root, group: root, mode: \"0755\"}\n  - {path: /x, owner: root, group: root, mode: \"0700\"}\n"),
+            "layers/x/layer.yaml:8:5: state[1]: state path /x/y is inside state path /x: declare only /x, whose bind mount already holds it"
+        );
+        // /x and /xy are neighbours, not nested.
+        let path = Path::new("x");
+        let yaml = state("  - {path: /x, owner: root, group: root, mode: \"0755\"}\n  - {path: /xy, owner: root, group: root, mode: \"0700\"}\n");
+        let (layer, positions) = parse::<Layer>(path, yaml.as_bytes()).unwrap();
+        assert!(check_state(path, &layer, &positions).is_ok());
     }
 }

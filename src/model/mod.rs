@@ -15,11 +15,12 @@ pub mod names;
 mod param;
 pub mod yaml;
 
-pub use error::LoadError;
+pub use error::{LoadError, StateError};
 pub use image::{Base, BaseSource, Image};
 pub use layer::{
     Apt, AptSource, Check, CheckKind, CloudConfigSpec, Command, Commands, Exposure, FileBody,
-    FileSpec, KeyRef, Layer, Mode, Packages, PortSpec, PortValue, Protocol, Restart, Service, User,
+    FileSpec, KeyRef, Layer, Mode, Packages, PortSpec, PortValue, Protocol, Restart, Service,
+    StatePath, User, STATE_MOUNT,
 };
 pub use load::{list_layers, load_image, load_layer, LayerSource, Loaded};
 pub use param::{ParamSpec, ParamType};

@@ -370,6 +370,20 @@ fn layers_text(layers: &[LayerSource]) -> String {
                 let _ = writeln!(s, "{}", line.trim_end());
             }
         }
+        if !l.state.is_empty() {
+            let _ = writeln!(s, "  state");
+            let width = l.state.iter().map(|p| p.path.len()).max().unwrap_or(0);
+            for p in &l.state {
+                let _ = writeln!(
+                    s,
+                    "    {:<width$}  {}:{} {}",
+                    p.path,
+                    p.owner,
+                    p.group,
+                    p.mode.octal()
+                );
+            }
+        }
     }
     s.trim_end().to_string()
 }
@@ -394,6 +408,7 @@ fn layer_json(src: &LayerSource) -> Value {
         "requires": l.requires,
         "conflicts": l.conflicts,
         "params": params,
+        "state": l.state,
     })
 }
 
