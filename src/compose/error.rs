@@ -116,6 +116,31 @@ pub enum ComposeError {
         second: String,
     },
 
+    #[error("state path {path} is declared differently by layer `{first}` ({first_decl}) and by layer `{second}` ({second_decl}): a shared state path needs one owner, group and mode")]
+    StateClash {
+        path: String,
+        first: String,
+        first_decl: String,
+        second: String,
+        second_decl: String,
+    },
+
+    #[error("state path {inner} of layer `{inner_layer}` is inside state path {outer} of layer `{outer_layer}`: one bind mount would hide the other's; declare only {outer}")]
+    StateNested {
+        inner: String,
+        inner_layer: String,
+        outer: String,
+        outer_layer: String,
+    },
+
+    #[error("file {path} (boot phase) of layer `{layer}` is inside state path {state} of layer `{state_layer}`: the copy on the data disk would hide it; write it in the bake phase (a default copied on first use) or outside the state path")]
+    BootFileInState {
+        path: String,
+        layer: String,
+        state: String,
+        state_layer: String,
+    },
+
     #[error("layer `{layer}` has two checks named `{name}`")]
     DuplicateCheck { layer: String, name: String },
 

@@ -279,6 +279,39 @@ fn sites(err: &ComposeError, loaded: &Loaded) -> Vec<Site> {
             site(loaded, first, &format!("cloud_config.{phase}.{key}")),
             site(loaded, second, &format!("cloud_config.{phase}.{key}")),
         ],
+        E::StateClash {
+            path,
+            first,
+            second,
+            ..
+        } => {
+            let state = |s: &LayerSource| item(&s.layer.state, "state", |p| &p.path == path);
+            vec![of(first, &state), of(second, &state)]
+        }
+        E::StateNested {
+            inner,
+            inner_layer,
+            outer,
+            outer_layer,
+        } => vec![
+            of(outer_layer, &|s| {
+                item(&s.layer.state, "state", |p| &p.path == outer)
+            }),
+            of(inner_layer, &|s| {
+                item(&s.layer.state, "state", |p| &p.path == inner)
+            }),
+        ],
+        E::BootFileInState {
+            path,
+            layer,
+            state,
+            state_layer,
+        } => vec![
+            of(state_layer, &|s| {
+                item(&s.layer.state, "state", |p| &p.path == state)
+            }),
+            of(layer, &|s| what_item(s, &format!("file {path}"), distro)),
+        ],
         E::DuplicateCheck { layer, name } => {
             vec![of(
                 layer,

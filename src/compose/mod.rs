@@ -32,7 +32,8 @@ pub use error::ComposeError;
 pub use locate::Site;
 pub use params::{env_name, Origin, Overrides, Resolved};
 pub use plan::{
-    AptSourceOut, CheckOut, Composition, FileOut, ImageInfo, LayerInfo, Plan, Port, UserOut,
+    AptSourceOut, CheckOut, Composition, FileOut, ImageInfo, LayerInfo, Plan, Port, StateOut,
+    UserOut,
 };
 
 use crate::model::{
@@ -49,6 +50,7 @@ pub const RESERVED_PREFIX: &str = "/usr/local/lib/ingot/";
 /// release record); `render` writes them (a test there keeps both lists equal).
 pub const RESERVED_PATHS: &[&str] = &[
     "/etc/systemd/system/ingot-seal.service",
+    "/etc/systemd/system/ingot-state.service",
     "/etc/ingot/release.json",
 ];
 
@@ -137,6 +139,8 @@ fn compose_unredacted(loaded: &Loaded, overrides: &Overrides) -> Result<Composit
     }
     let boot = plans.pop().expect("two plans");
     let bake = plans.pop().expect("two plans");
+    let state = gather_state(&layers)?;
+    boot_files_outside_state(&boot, &state)?;
 
     Ok(Composition {
         image: ImageInfo {
@@ -159,8 +163,91 @@ fn compose_unredacted(loaded: &Loaded, overrides: &Overrides) -> Result<Composit
         ports,
         bake,
         boot,
+        state_units: layers
+            .iter()
+            .filter(|l| !l.state.is_empty())
+            .map(|l| {
+                let units = l
+                    .services
+                    .iter()
+                    .filter(|s| applies(&s.distros, distro))
+                    .map(|s| s.name.clone())
+                    .collect();
+                (l.name.clone(), units)
+            })
+            .collect(),
+        state,
         warnings,
     })
+}
+
+/// Every layer's state paths in one list. The same path declared alike by
+/// two layers is one entry; declared differently, or one path inside
+/// another's, is an error naming both layers (the layer file itself
+/// already refused both within one layer).
+fn gather_state(layers: &[&Layer]) -> Result<Vec<StateOut>, ComposeError> {
+    let decl = |s: &crate::model::StatePath| format!("{}:{} {}", s.owner, s.group, s.mode.octal());
+    let mut out: Vec<StateOut> = Vec::new();
+    for layer in layers {
+        'paths: for spec in &layer.state {
+            for seen in &out {
+                match crate::model::layer::state_overlap(spec, &seen.spec) {
+                    None => {}
+                    Some(crate::model::StateError::Duplicate { .. }) if *spec == seen.spec => {
+                        continue 'paths
+                    }
+                    Some(crate::model::StateError::Duplicate { path }) => {
+                        return Err(ComposeError::StateClash {
+                            path,
+                            first: seen.layer.clone(),
+                            first_decl: decl(&seen.spec),
+                            second: layer.name.clone(),
+                            second_decl: decl(spec),
+                        })
+                    }
+                    Some(crate::model::StateError::Nested { inner, outer }) => {
+                        let (inner_layer, outer_layer) = if inner == spec.path {
+                            (layer.name.clone(), seen.layer.clone())
+                        } else {
+                            (seen.layer.clone(), layer.name.clone())
+                        };
+                        return Err(ComposeError::StateNested {
+                            inner,
+                            inner_layer,
+                            outer,
+                            outer_layer,
+                        });
+                    }
+                    Some(_) => unreachable!("state_overlap says same or nested"),
+                }
+            }
+            out.push(StateOut {
+                spec: spec.clone(),
+                layer: layer.name.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// On a disk that already holds state, the disk's copy of a state path is
+/// what the instance sees: a file the boot phase writes there would be
+/// hidden (the bake's files are package defaults, copied on first use).
+fn boot_files_outside_state(boot: &Plan, state: &[StateOut]) -> Result<(), ComposeError> {
+    for f in &boot.files {
+        if let Some(s) = state
+            .iter()
+            .find(|s| f.path == s.spec.path || f.path.starts_with(&format!("{}/", s.spec.path)))
+        {
+            return Err(ComposeError::BootFileInState {
+                path: f.path.clone(),
+                layer: f.layer.clone(),
+                state: s.spec.path.clone(),
+                state_layer: s.layer.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The contexts a phase is rendered with: `ctx` with the values, `named`
@@ -905,4 +992,138 @@ fn secrets_named(
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
+}
+
+/// A small tree on disk (layers and one image) composed as `ingot render`
+/// would: for the rules that need several layers.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{compose, ComposeError, Composition, Overrides};
+    use std::fs;
+
+    const IMAGE: &str = "schema: 1\nname: img\nversion: '1'\ndescription: d\n\
+        base: {distro: debian-12, build: debian-archive}\n";
+
+    /// `layers`: (name, the rest of its layer.yaml after the header).
+    pub fn compose_layers(layers: &[(&str, &str)]) -> Result<Composition, ComposeError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut image = format!("{IMAGE}layers: [");
+        for (i, (name, body)) in layers.iter().enumerate() {
+            let folder = dir.path().join("layers").join(name);
+            fs::create_dir_all(&folder).unwrap();
+            fs::write(
+                folder.join("layer.yaml"),
+                format!(
+                    "schema: 1\nname: {name}\nversion: '1'\ndescription: d\ndistros: [debian-12]\n{body}"
+                ),
+            )
+            .unwrap();
+            if i > 0 {
+                image.push_str(", ");
+            }
+            image.push_str(name);
+        }
+        image.push_str("]\n");
+        let file = dir.path().join("img.yaml");
+        fs::write(&file, image).unwrap();
+        let loaded = crate::model::load_image(&file, &dir.path().join("layers")).unwrap();
+        compose(&loaded, &Overrides::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::compose_layers;
+    use super::ComposeError;
+
+    fn state(entries: &[(&str, &str)]) -> String {
+        let mut s = String::from("state:\n");
+        for (path, owner) in entries {
+            s.push_str(&format!(
+                "  - {{path: {path}, owner: {owner}, group: {owner}, mode: \"0755\"}}\n"
+            ));
+        }
+        s
+    }
+
+    fn bare(e: ComposeError) -> ComposeError {
+        match e {
+            ComposeError::At { error, .. } => *error,
+            other => other,
+        }
+    }
+
+    #[test]
+    fn state_paths_are_gathered_in_layer_order_once_each() {
+        let a = state(&[("/var/lib/b", "root"), ("/etc/a", "root")]);
+        let b = format!(
+            "services: [{{name: bsvc}}]\n{}",
+            state(&[("/etc/a", "root"), ("/srv/c", "root")])
+        );
+        let comp = compose_layers(&[("one", &a), ("two", &b)]).unwrap();
+        let got: Vec<(&str, &str)> = comp
+            .state
+            .iter()
+            .map(|s| (s.spec.path.as_str(), s.layer.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("/var/lib/b", "one"), ("/etc/a", "one"), ("/srv/c", "two")]
+        );
+        assert_eq!(comp.state_units["two"], ["bsvc"]);
+        assert!(comp.state_units["one"].is_empty());
+    }
+
+    #[test]
+    fn a_shared_state_path_declared_differently_names_both_layers() {
+        let err = compose_layers(&[
+            ("one", &state(&[("/etc/a", "root")])),
+            ("two", &state(&[("/etc/a", "nobody")])),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(
+            bare(err).to_string(),
+            "state path /etc/a is declared differently by layer `one` (root:root 0755) and by \
+             layer `two` (nobody:nobody 0755): a shared state path needs one owner, group and mode"
+        );
+        // Both declarations are pointed at.
+        assert!(text.contains("one/layer.yaml:7: state[0]"), "{text}");
+        assert!(text.contains("two/layer.yaml:7: state[0]"), "{text}");
+    }
+
+    #[test]
+    fn a_state_path_inside_another_layers_is_refused_either_way() {
+        for (first, second, inner_layer, outer_layer) in [
+            ("/var/lib/x", "/var/lib/x/y", "two", "one"),
+            ("/var/lib/x/y", "/var/lib/x", "one", "two"),
+        ] {
+            let err = compose_layers(&[
+                ("one", &state(&[(first, "root")])),
+                ("two", &state(&[(second, "root")])),
+            ])
+            .unwrap_err();
+            assert_eq!(
+                bare(err).to_string(),
+                format!(
+                    "state path /var/lib/x/y of layer `{inner_layer}` is inside state path \
+                     /var/lib/x of layer `{outer_layer}`: one bind mount would hide the other's; \
+                     declare only /var/lib/x"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_boot_file_inside_a_state_path_is_refused() {
+        let writer = "files:\n  - {path: /var/lib/x/conf, content: x, phase: boot}\n  - {path: /var/lib/x/default, content: x, phase: bake}\n";
+        let err = compose_layers(&[("one", &state(&[("/var/lib/x", "root")])), ("two", writer)])
+            .unwrap_err();
+        assert_eq!(
+            bare(err).to_string(),
+            "file /var/lib/x/conf (boot phase) of layer `two` is inside state path /var/lib/x of \
+             layer `one`: the copy on the data disk would hide it; write it in the bake phase (a \
+             default copied on first use) or outside the state path"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! rendered, but not yet shaped as cloud-config.
 
 use super::params::Resolved;
-use crate::model::{CheckKind, Distro, Exposure, Mode, Protocol};
+use crate::model::{CheckKind, Distro, Exposure, Mode, Protocol, StatePath};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -16,6 +16,13 @@ pub struct Composition {
     pub ports: Vec<Port>,
     pub bake: Plan,
     pub boot: Plan,
+    /// Every layer's state paths, in layer order then as declared; each
+    /// path once, none inside another. The boot document binds them to the
+    /// data disk (`render::state`).
+    pub state: Vec<StateOut>,
+    /// The services of each layer that declares state (as the layer names
+    /// them): the units that use its state paths.
+    pub state_units: BTreeMap<String, Vec<String>>,
     /// Things that are not errors but are likely mistakes (a secret given
     /// that no layer declares), for the command to print.
     pub warnings: Vec<String>,
@@ -36,6 +43,14 @@ pub struct LayerInfo {
     pub name: String,
     pub version: String,
     pub description: String,
+}
+
+/// One state path and the first layer (in order) that declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateOut {
+    #[serde(flatten)]
+    pub spec: StatePath,
+    pub layer: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
