@@ -16,6 +16,8 @@
 //! | `INGOT-BAKE-FAILED <reason>` | the seal, runcmd | the bake failed; the guest powers off |
 //! | `INGOT-BAKE-OK <image> <digest>` | the seal | image prepared; the guest powers off |
 //! | `INGOT-BOOT-FAILED <reason>` | boot runcmd | the first boot failed |
+//! | `[ingot] no data disk: state is not kept` | boot runcmd | no data disk was found: the instance runs without kept state |
+//! | `INGOT-CHECK-FAILED ingot/state: <reason>` | boot runcmd, boot checks | the data disk was refused (unknown layout, foreign file system), left untouched |
 //! | `INGOT-BOOT-READY <image> <version>` | boot runcmd | first boot done, its checks passed |
 //!
 //! Why it looks like this:
@@ -40,6 +42,11 @@ pub const BAKE_FAILED: &str = "INGOT-BAKE-FAILED";
 pub const BAKE_OK: &str = "INGOT-BAKE-OK";
 pub const BOOT_FAILED: &str = "INGOT-BOOT-FAILED";
 pub const BOOT_READY: &str = "INGOT-BOOT-READY";
+/// After [`PROGRESS`]: the instance found no data disk (`render::state`).
+pub const STATE_NO_DISK: &str = "no data disk: state is not kept";
+/// The check, `layer/name` as every check, that reports the data disk's
+/// setup; ingot's own, not a layer's.
+pub const STATE_CHECK_ID: &str = "ingot/state";
 
 /// The failure marker of a phase's runcmd (`INGOT-BAKE-FAILED`,
 /// `INGOT-BOOT-FAILED`).

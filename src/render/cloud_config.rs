@@ -2,7 +2,7 @@
 //! cloud-init runs their modules (init, config, final stage), so reading the
 //! document top to bottom is reading what the instance will do.
 
-use super::{checks, seal};
+use super::{checks, seal, state};
 use crate::compose::{Composition, Plan};
 use crate::model::Phase;
 use crate::protocol;
@@ -89,6 +89,15 @@ pub fn document(comp: &Composition, phase: Phase, digest: &str) -> Mapping {
             "sh".into(),
             "-c".into(),
             super::apt_guard::script(comp.image.distro, &declared).into(),
+        ]));
+    }
+    // The boot's first command: on the first boot, queue the state setup
+    // before the services start (see `state`).
+    if phase == Phase::Boot && !comp.state.is_empty() {
+        bootcmd.push(Value::Sequence(vec![
+            "sh".into(),
+            "-c".into(),
+            state::first_boot(comp).into(),
         ]));
     }
     if let Some(Value::Sequence(v)) = cc("bootcmd") {
@@ -178,9 +187,13 @@ fn write_files(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> V
         .filter(|(_, p)| p.kind == crate::model::ParamType::Secret)
         .filter_map(|(n, p)| p.value.as_str().map(|v| (n.clone(), v.to_string())))
         .collect();
-    let script = checks::script(phase, &comp.image.name, &plan.checks, &secrets);
+    let mut all_checks = plan.checks.clone();
+    if phase == Phase::Boot && !comp.state.is_empty() {
+        all_checks.push(state::check());
+    }
+    let script = checks::script(phase, &comp.image.name, &all_checks, &secrets);
     // A script that holds a secret is for root's eyes only.
-    let mode = if checks::holds_secrets(&plan.checks, &secrets) {
+    let mode = if checks::holds_secrets(&all_checks, &secrets) {
         "0700"
     } else {
         "0755"
@@ -192,6 +205,20 @@ fn write_files(comp: &Composition, plan: &Plan, phase: Phase, digest: &str) -> V
         "root:root",
         false,
     ));
+    if phase == Phase::Boot && !comp.state.is_empty() {
+        for (path, content, mode) in [
+            (state::script_path(), state::script(comp), "0755"),
+            (state::UNIT_PATH.to_string(), state::unit(comp), "0644"),
+        ] {
+            out.push(file_entry(
+                &path,
+                content.as_bytes(),
+                mode,
+                "root:root",
+                false,
+            ));
+        }
+    }
     if phase == Phase::Boot {
         out.push(file_entry(
             PER_BOOT_PATH,
@@ -348,6 +375,15 @@ fn runcmd(comp: &Composition, plan: &Plan, phase: Phase) -> Vec<Value> {
     cmds.push(format!(
         "trap 'rc=$?; if [ $rc -ne 0 ]; then echo \"{failed} exit $rc\"; fi' EXIT"
     ));
+    if phase == Phase::Boot && !comp.state.is_empty() {
+        // Before any layer command: a refused disk stops the boot here, and
+        // from the next boot on systemd runs the setup itself.
+        cmds.extend(state::report());
+        cmds.push(format!(
+            "systemctl enable --quiet {}",
+            quote(state::UNIT_NAME)
+        ));
+    }
     // Every name below is quoted: package, unit, layer and image names are
     // validated when read, and quoted all the same (one rule for shell).
     if phase == Phase::Bake && !plan.purge.is_empty() {
@@ -442,13 +478,14 @@ mod tests {
     /// compose refuses layers the paths ingot writes itself.
     #[test]
     fn ingots_own_paths_are_reserved_in_compose() {
-        for path in [seal::UNIT_PATH, RELEASE_PATH] {
+        for path in [seal::UNIT_PATH, state::UNIT_PATH, RELEASE_PATH] {
             assert!(crate::compose::RESERVED_PATHS.contains(&path), "{path}");
         }
         for path in [
             check_path(Phase::Bake),
             seal::script_path(),
             seal::prepare_path(),
+            state::script_path(),
         ] {
             assert!(path.starts_with(crate::compose::RESERVED_PREFIX), "{path}");
         }
