@@ -19,3 +19,4 @@ mod launch;
 mod man;
 mod real_tools;
 mod release_faults;
+mod state;
