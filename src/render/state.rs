@@ -134,6 +134,10 @@ pub fn unit(comp: &Composition) -> String {
 /// enabled and leave it to systemd.
 pub fn first_boot(comp: &Composition) -> String {
     let mut props: Vec<String> = vec![
+        // oneshot: the units ordered after it wait for the script to end
+        // (systemd-run's default, simple, counts as started once forked).
+        "Type=oneshot".into(),
+        "RemainAfterExit=yes".into(),
         "DefaultDependencies=no".into(),
         // cloud-init.service until 24.x, cloud-init-network.service after;
         // an order on a unit that does not exist is no order.
@@ -444,6 +448,10 @@ mod tests {
         assert!(c.contains("--property='After=cloud-init.service cloud-init-network.service systemd-udev-trigger.service'"), "{c}");
         assert!(
             c.contains("--property='Before=nginx.service certbot.timer prometheus.service'"),
+            "{c}"
+        );
+        assert!(
+            c.contains("--property='Type=oneshot' --property='RemainAfterExit=yes'"),
             "{c}"
         );
         assert!(c.ends_with(" /usr/local/lib/ingot/state"), "{c}");
