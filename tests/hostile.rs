@@ -155,7 +155,7 @@ fn paths_with_dot_dot_newlines_or_a_trailing_slash_are_refused() {
             "files:\n  - path: //etc/ingot/release.json\n    content: x\n",
         ),
     );
-    refused(t, "error: image web: layer `web`: files[0].path: /etc/ingot/release.json is a file ingot writes itself (under /usr/local/lib/ingot/, or one of /etc/systemd/system/ingot-seal.service, /etc/ingot/release.json)\n  --> layers/web/layer.yaml:14: files[0].path\n");
+    refused(t, "error: image web: layer `web`: files[0].path: /etc/ingot/release.json is a file ingot writes itself (under /usr/local/lib/ingot/, or one of /etc/systemd/system/ingot-seal.service, /etc/systemd/system/ingot-state.service, /etc/ingot/release.json)\n  --> layers/web/layer.yaml:14: files[0].path\n");
 }
 
 // ----------------------------------------------------------- strictness
