@@ -21,9 +21,10 @@
 //!    layers that declare state; `RequiresMountsFor=` the folders it binds.
 //! 3. On the first boot that unit does not exist yet when systemd orders
 //!    the boot: cloud-init writes it in its init stage (`write_files`,
-//!    which on Debian and Ubuntu runs before `sysinit.target`). So the
-//!    boot document's `bootcmd` ([`first_boot`]) queues the script as a
-//!    transient unit ordered after cloud-init's init stage and before
+//!    which on Debian and Ubuntu runs before `sysinit.target`, but after
+//!    `bootcmd`). So the boot document's `bootcmd` ([`first_boot`]) queues
+//!    `/bin/sh <script>` as a transient unit ordered after cloud-init's
+//!    init stage (which has written the script by then) and before
 //!    `sysinit.target` and those units: systemd's ordering again, no
 //!    sleeps. runcmd then enables the unit for the boots that follow.
 //! 4. The verdict reaches the console protocol: runcmd reports before the
@@ -162,7 +163,11 @@ pub fn first_boot(comp: &Composition) -> String {
     for p in props {
         let _ = write!(cmd, " --property={}", quote(&p));
     }
-    let _ = write!(cmd, " {}", quote(&script_path()));
+    // Through /bin/sh: systemd-run resolves the command when it queues the
+    // unit, and cloud-init runs bootcmd before write_files, so the script
+    // does not exist yet (the first boot under QEMU failed on exactly
+    // that). It does when the unit runs: after cloud-init's init stage.
+    let _ = write!(cmd, " /bin/sh {}", quote(&script_path()));
     cmd
 }
 
@@ -293,9 +298,11 @@ fi
 # when it finds no file system, partition table or other signature.
 blkid -p "$dev" >/dev/null 2>&1
 found=$?
+how="holding the state of an earlier boot"
 if [ "$found" -eq 2 ]; then
   say "formatting the blank disk $dev"
   mkfs.ext4 -q -L "$LABEL" "$dev" || refuse "mkfs.ext4 failed on $dev"
+  how="formatted on this boot"
 elif [ "$found" -ne 0 ]; then
   refuse "blkid cannot read $dev (exit $found); left untouched"
 else
@@ -365,8 +372,8 @@ failed=
 @BINDS@
 [ -z "$failed" ] || refuse "cannot bind$failed"
 sync
-result "ok $dev, @COUNT@ state paths bound"
-say "$dev mounted at $MOUNT, @COUNT@ state paths bound"
+result "ok $dev $how, @COUNT@ state paths bound"
+say "$dev ($how) mounted at $MOUNT, @COUNT@ state paths bound"
 "#;
 
 #[cfg(test)]
