@@ -107,6 +107,17 @@ pub enum Command {
         /// An artifact folder written by `ingot build`.
         #[arg(value_hint = ValueHint::DirPath)]
         artifact: PathBuf,
+        /// When the image's layers declare state: the data disk to attach,
+        /// a qcow2 file made blank if it does not exist and kept after
+        /// verify, so that a second verify boots as the next server of a
+        /// deployment does, on the state of the first (default: a blank
+        /// throw-away disk).
+        #[arg(long, value_name = "FILE", conflicts_with = "no_data_disk")]
+        data_disk: Option<PathBuf>,
+        /// Boot without a data disk: the instance must still boot, and say
+        /// that its state is not kept.
+        #[arg(long)]
+        no_data_disk: bool,
         #[command(flatten)]
         gate: GateArgs,
         #[command(flatten)]

@@ -46,6 +46,11 @@ pub struct Manifest {
     pub sets: BTreeMap<String, String>,
     pub secrets: Vec<SecretRef>,
     pub ports: Vec<PortRecord>,
+    /// The layers' state paths (`state:` in layer.yaml), in composition
+    /// order: what `verify` binds to a data disk and a deploy keeps on the
+    /// deployment's volume. Absent when no layer declares state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<StateRecord>,
     pub user_data: UserData,
     pub checks: Checks,
     /// Written by a builder; absent in a `render` output.
@@ -90,6 +95,17 @@ pub struct PortRecord {
     pub protocol: Protocol,
     pub exposure: Exposure,
     pub service: String,
+    pub layer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRecord {
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    /// Octal, as in layer.yaml (`"0755"`).
+    pub mode: String,
     pub layer: String,
 }
 

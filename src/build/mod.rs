@@ -19,7 +19,7 @@ mod verify;
 pub use error::BuildError;
 pub use gate::CLOUD_INIT_DEGRADED;
 pub use qemu::{QemuBuilder, QemuOptions, BAKE_VENDOR_DATA};
-pub use verify::{verify, VerifyOptions, VerifyReport};
+pub use verify::{verify, DataDiskChoice, VerifyOptions, VerifyReport};
 
 use crate::artifact::Artifact;
 

@@ -200,6 +200,8 @@ impl QemuBuilder {
             boot,
             forwards: vec![],
             serial_log: serial.clone(),
+            // The bake holds no state: the image stays stateless.
+            data_disk: None,
         };
         let started = Instant::now();
         let vm = Vm::start(&self.qemu, &spec, &work.join("qemu.stderr"))?;

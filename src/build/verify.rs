@@ -12,10 +12,11 @@ use super::gate::{self, BootVerdict, Ending, CLOUD_INIT_DEGRADED};
 use super::qemu::QemuGuest;
 use super::BuildError;
 use crate::artifact::Artifact;
+use crate::manifest::StateRecord;
 use crate::model::{Exposure, Protocol};
 use crate::progress::Progress;
 use crate::protocol::{self, Event};
-use crate::qemu::{self, Boot, Forward, QemuConfig, Vm, VmSpec};
+use crate::qemu::{self, Boot, DataDisk, Forward, QemuConfig, Vm, VmSpec};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,7 +25,28 @@ pub struct VerifyOptions {
     pub qemu: QemuConfig,
     pub timeout: Duration,
     pub allow_degraded: bool,
+    pub data_disk: DataDiskChoice,
 }
+
+/// The data disk verify attaches when the image's layers declare state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataDiskChoice {
+    /// A blank throw-away disk: the first boot of a new deployment.
+    Scratch,
+    /// This qcow2 file, made blank if it does not exist, and kept: a second
+    /// verify with it boots as the next server of a deployment does.
+    File(PathBuf),
+    /// None: the instance must boot and say that its state is not kept.
+    None,
+}
+
+/// The data disk's volume id in the instance's metadata and its serial
+/// (under Nova's 20 characters): the same for every verify, so a kept disk
+/// is found again by its identity.
+const VERIFY_VOLUME: &str = "ingot-verify-state";
+/// The size of a data disk verify makes: enough for the state of a fresh
+/// instance (qcow2 allocates only what is written).
+const DATA_DISK_SIZE: &str = "2G";
 
 #[derive(Debug, Serialize)]
 pub struct CheckResult {
@@ -43,6 +65,13 @@ pub struct VerifyReport {
     pub checks: Vec<CheckResult>,
     pub serial_log: PathBuf,
     pub boot_seconds: f64,
+    /// The data disk attached, when the image declares state: `scratch`,
+    /// the kept file's path, or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_disk: Option<String>,
+    /// What the instance's state setup said (`/run/ingot/state`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 const VERIFY_USER: &str = "ingot-verify";
@@ -85,7 +114,33 @@ pub async fn verify(
     qemu::create_overlay(&opts.qemu.img, &image, "qcow2", &overlay).await?;
     let seed = work.0.join("seed.iso");
     let instance = format!("ingot-verify-{}", std::process::id());
-    let meta = format!("instance-id: {instance}\nlocal-hostname: {instance}\n");
+    let mut meta = format!("instance-id: {instance}\nlocal-hostname: {instance}\n");
+    let data_disk = if manifest.state.is_empty() {
+        None
+    } else {
+        let path = match &opts.data_disk {
+            DataDiskChoice::None => None,
+            DataDiskChoice::Scratch => Some(work.0.join("data.qcow2")),
+            DataDiskChoice::File(p) => Some(std::path::absolute(p).map_err(io(p))?),
+        };
+        if let Some(p) = &path {
+            if !p.exists() {
+                blank_disk(&opts.qemu.img, p).await?;
+            }
+            // As the cloud side names the volume: in the server's metadata
+            // (NoCloud's meta-data is what `ds.meta_data` holds).
+            meta.push_str(&format!(
+                "meta:\n  {}: {VERIFY_VOLUME}\n",
+                crate::render::state::VOLUME_META_KEY
+            ));
+        }
+        Some(path)
+    };
+    let report_disk = data_disk.as_ref().map(|d| match (d, &opts.data_disk) {
+        (None, _) => "none".to_string(),
+        (Some(_), DataDiskChoice::Scratch) => "scratch".to_string(),
+        (Some(p), _) => p.display().to_string(),
+    });
     qemu::write_seed(&work.0, &seed, user_data.as_bytes(), &meta, None).await?;
 
     let ssh_port = free_port().map_err(io(artifact))?;
@@ -113,6 +168,10 @@ pub async fn verify(
         boot: Boot::Disk,
         forwards: forwards.clone(),
         serial_log: serial.clone(),
+        data_disk: data_disk.flatten().map(|path| DataDisk {
+            path,
+            serial: VERIFY_VOLUME.into(),
+        }),
     };
     let started = Instant::now();
     let vm = Vm::start(&opts.qemu, &spec, &work.0.join("qemu.stderr"))?;
@@ -127,7 +186,16 @@ pub async fn verify(
         let boot_seconds = started.elapsed().as_secs_f64();
         let mut checks = boot;
         progress.say("checking the instance over SSH");
-        checks.extend(inside(&key, ssh_port, &public, opts.allow_degraded).await);
+        let (found, state) = inside(
+            &key,
+            ssh_port,
+            &public,
+            &manifest.state,
+            spec.data_disk.is_some(),
+            opts.allow_degraded,
+        )
+        .await;
+        checks.extend(found);
         progress.say("checking the public ports from the host");
         for f in &forwards {
             let layer = public
@@ -142,11 +210,11 @@ pub async fn verify(
                 detail,
             });
         }
-        Ok::<_, BuildError>((checks, boot_seconds))
+        Ok::<_, BuildError>((checks, boot_seconds, state))
     }
     .await;
     guest.vm.kill().await;
-    let (checks, boot_seconds) = outcome?;
+    let (checks, boot_seconds, state) = outcome?;
     let ok = checks.iter().all(|c| c.ok);
     Ok(VerifyReport {
         image: image_name,
@@ -155,7 +223,18 @@ pub async fn verify(
         checks,
         serial_log: serial,
         boot_seconds,
+        data_disk: report_disk,
+        state,
     })
+}
+
+async fn blank_disk(img: &Path, path: &Path) -> Result<(), BuildError> {
+    let mut cmd = tokio::process::Command::new(img);
+    cmd.args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(DATA_DISK_SIZE);
+    qemu::run_checked(&mut cmd, "qemu-img create").await?;
+    Ok(())
 }
 
 /// Waits for the boot phase's verdict on the console.
@@ -223,14 +302,89 @@ if command -v ufw >/dev/null 2>&1; then
 fi
 "#;
 
+/// The lines of [`INSIDE`] that tell where each state path is mounted
+/// from: `state_dev=` the data disk, `state_src=<path>\t<source>`.
+fn inside_state(state: &[StateRecord]) -> String {
+    use crate::shell::quote;
+    let mut s = format!(
+        "echo \"state_status=$(cat {status} 2>/dev/null)\"\n\
+         echo \"state_dev=$(readlink -f /dev/disk/by-id/virtio-{VERIFY_VOLUME} 2>/dev/null)\"\n",
+        status = quote(crate::render::state::STATUS_PATH),
+    );
+    for r in state {
+        let p = quote(&r.path);
+        s.push_str(&format!(
+            "printf 'state_src=%s\\t%s\\n' {p} \"$(findmnt -n -o SOURCE -M {p} 2>/dev/null | tail -n 1)\"\n"
+        ));
+    }
+    s
+}
+
+/// Each state path is bound to its copy on the data disk (with one), or
+/// left on the root disk (without).
+fn state_checks(values: &[(&str, &str)], state: &[StateRecord], disk: bool) -> Vec<CheckResult> {
+    let dev = values
+        .iter()
+        .find(|(k, _)| *k == "state_dev")
+        .map_or("", |(_, v)| v.trim());
+    state
+        .iter()
+        .map(|r| {
+            let source = values
+                .iter()
+                .filter(|(k, _)| *k == "state_src")
+                .filter_map(|(_, v)| v.split_once('\t'))
+                .find(|(p, _)| *p == r.path)
+                .map_or("", |(_, src)| src.trim());
+            let (ok, name, detail) = if disk {
+                let want = format!("{dev}[/{}{}]", "paths", r.path);
+                (
+                    !dev.is_empty() && source == want,
+                    format!("state path {} is on the data disk", r.path),
+                    if source.is_empty() {
+                        "not a mount point".to_string()
+                    } else {
+                        format!("mounted from {source}, expected {want}")
+                    },
+                )
+            } else {
+                (
+                    source.is_empty(),
+                    format!(
+                        "state path {} stays on the root disk (no data disk)",
+                        r.path
+                    ),
+                    if source.is_empty() {
+                        String::new()
+                    } else {
+                        format!("mounted from {source}")
+                    },
+                )
+            };
+            CheckResult {
+                name,
+                layer: Some(r.layer.clone()),
+                ok,
+                detail: if ok { String::new() } else { detail },
+            }
+        })
+        .collect()
+}
+
 async fn inside(
     key: &Path,
     port: u16,
     public: &[(u16, String, String)],
+    state: &[StateRecord],
+    disk: bool,
     allow_degraded: bool,
-) -> Vec<CheckResult> {
+) -> (Vec<CheckResult>, Option<String>) {
     let mut out = Vec::new();
-    let text = match ssh(key, port, INSIDE).await {
+    let mut script = INSIDE.to_string();
+    if !state.is_empty() {
+        script.push_str(&inside_state(state));
+    }
+    let text = match ssh(key, port, &script).await {
         Ok(t) => t,
         Err(e) => {
             out.push(CheckResult {
@@ -239,7 +393,7 @@ async fn inside(
                 ok: false,
                 detail: e,
             });
-            return out;
+            return (out, None);
         }
     };
     let values: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('=')).collect();
@@ -307,7 +461,12 @@ async fn inside(
             ),
         });
     }
-    out
+    if state.is_empty() {
+        return (out, None);
+    }
+    out.extend(state_checks(&values, state, disk));
+    let status = get("state_status").map(str::to_string);
+    (out, status)
 }
 
 fn named_check(id: &str, ok: bool, detail: &str) -> CheckResult {
@@ -459,5 +618,59 @@ mod tests {
         assert_eq!(c.layer.as_deref(), Some("nginx-certbot"));
         assert_eq!(c.name, "check https");
         assert_eq!(c.detail, "HTTP 502, expected 200");
+    }
+
+    fn rec(path: &str) -> StateRecord {
+        StateRecord {
+            path: path.into(),
+            owner: "root".into(),
+            group: "root".into(),
+            mode: "0755".into(),
+            layer: "nginx-certbot".into(),
+        }
+    }
+
+    #[test]
+    fn state_paths_must_be_bound_from_the_data_disk() {
+        let state = [rec("/etc/letsencrypt"), rec("/var/lib/prometheus")];
+        let values = [
+            ("state_dev", "/dev/vdb"),
+            (
+                "state_src",
+                "/etc/letsencrypt\t/dev/vdb[/paths/etc/letsencrypt]",
+            ),
+            ("state_src", "/var/lib/prometheus\t"),
+        ];
+        let c = state_checks(&values, &state, true);
+        assert!(c[0].ok, "{:?}", c[0]);
+        assert_eq!(c[0].name, "state path /etc/letsencrypt is on the data disk");
+        assert_eq!(c[0].layer.as_deref(), Some("nginx-certbot"));
+        assert!(!c[1].ok);
+        assert_eq!(c[1].detail, "not a mount point");
+        // Without a disk, a state path is no mount of its own.
+        let c = state_checks(&values, &state, false);
+        assert!(!c[0].ok);
+        assert_eq!(c[0].detail, "mounted from /dev/vdb[/paths/etc/letsencrypt]");
+        assert!(c[1].ok);
+    }
+
+    #[test]
+    fn the_inside_lines_quote_each_state_path() {
+        let path = "/srv/it's $(x)";
+        let s = inside_state(&[rec(path)]);
+        let q = crate::shell::quote(path);
+        assert!(
+            s.contains(&format!(
+                "printf 'state_src=%s\\t%s\\n' {q} \"$(findmnt -n -o SOURCE -M {q} 2>/dev/null | tail -n 1)\"\n"
+            )),
+            "{s}"
+        );
+        // The shell reads it as written: the path comes back whole.
+        let out = std::process::Command::new("sh")
+            .args(["-c", &s])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("state_src={path}\t\n")), "{text}");
     }
 }

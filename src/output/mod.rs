@@ -266,6 +266,13 @@ fn verify_text(r: &crate::build::VerifyReport) -> String {
             c.name
         );
     }
+    if let Some(disk) = &r.data_disk {
+        let _ = writeln!(
+            s,
+            "  data disk: {disk}; state setup: {}",
+            r.state.as_deref().unwrap_or("(not read)")
+        );
+    }
     let _ = write!(s, "  serial log: {}", r.serial_log.display());
     s
 }
@@ -425,7 +432,23 @@ mod tests {
             checks: vec![],
             serial_log: "verify.serial.log".into(),
             boot_seconds: 1.0,
+            data_disk: Some("scratch".into()),
+            state: Some("ok /dev/vdb formatted on this boot, 2 state paths bound".into()),
         })
+    }
+
+    #[test]
+    fn the_verify_text_says_which_data_disk_and_what_the_setup_said() {
+        let Output::Verified(r) = report(true) else {
+            unreachable!()
+        };
+        let text = super::verify_text(&r);
+        assert!(
+            text.contains(
+                "  data disk: scratch; state setup: ok /dev/vdb formatted on this boot, 2 state paths bound\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub use error::QemuError;
 pub use img::{convert, create_overlay, Compression};
 pub use seed::write_seed;
 pub use serial::SerialLog;
-pub use vm::{Accel, Boot, Forward, QemuConfig, Vm, VmSpec};
+pub use vm::{Accel, Boot, DataDisk, Forward, QemuConfig, Vm, VmSpec};
 
 /// Runs a command to completion; its stderr becomes the error.
 pub async fn run_checked(

@@ -95,6 +95,23 @@ pub struct VmSpec {
     pub boot: Boot,
     pub forwards: Vec<Forward>,
     pub serial_log: PathBuf,
+    /// A second disk, as a cloud attaches a data volume.
+    pub data_disk: Option<DataDisk>,
+}
+
+/// A data disk with a serial, which the guest sees as
+/// `/dev/disk/by-id/virtio-<serial>`, as Nova gives a Cinder volume the
+/// first 20 characters of its id.
+#[derive(Debug, Clone)]
+pub struct DataDisk {
+    pub path: PathBuf,
+    pub serial: String,
+}
+
+/// A file name inside a QEMU option value: commas doubled, so a name
+/// holding one cannot end the value and start another option.
+fn opt_path(p: &std::path::Path) -> String {
+    p.display().to_string().replace(',', ",,")
 }
 
 pub struct Vm {
@@ -128,16 +145,17 @@ impl Vm {
             "none".into(),
             "-no-reboot".into(),
             "-serial".into(),
+            // Not opt_path: `-serial file:` takes the rest as the path.
             format!("file:{}", spec.serial_log.display()),
             "-drive".into(),
             format!(
                 "file={},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
-                spec.disk.display()
+                opt_path(&spec.disk)
             ),
             "-drive".into(),
             format!(
                 "file={},if=virtio,format=raw,readonly=on",
-                spec.seed.display()
+                opt_path(&spec.seed)
             ),
             "-netdev".into(),
             netdev,
@@ -146,6 +164,20 @@ impl Vm {
             "-device".into(),
             "virtio-rng-pci".into(),
         ];
+        if let Some(d) = &spec.data_disk {
+            a.extend([
+                "-drive".into(),
+                format!(
+                    "file={},if=none,id=data0,format=qcow2,cache=unsafe,discard=unmap",
+                    opt_path(&d.path)
+                ),
+                "-device".into(),
+                format!(
+                    "virtio-blk-pci,drive=data0,serial={}",
+                    d.serial.replace(',', ",,")
+                ),
+            ]);
+        }
         if let Some(model) = cfg.cpu_model() {
             a.extend(["-cpu".into(), model.to_string()]);
         }
@@ -236,6 +268,7 @@ mod tests {
                 guest: 22,
             }],
             serial_log: "/serial.log".into(),
+            data_disk: None,
         };
         let args = Vm::args(&QemuConfig::default(), &spec).join(" ");
         assert!(args.contains("-accel tcg,thread=multi"), "{args}");
@@ -245,5 +278,32 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("-kernel"));
+    }
+
+    #[test]
+    fn a_data_disk_has_its_serial_and_commas_in_names_stay_in_their_value() {
+        let spec = VmSpec {
+            disk: "/a,b/d.qcow2".into(),
+            seed: "/s.iso".into(),
+            boot: Boot::Disk,
+            forwards: vec![],
+            serial_log: "/serial.log".into(),
+            data_disk: Some(DataDisk {
+                path: "/x,format=raw/data.qcow2".into(),
+                serial: "ingot-verify-state".into(),
+            }),
+        };
+        let args = Vm::args(&QemuConfig::default(), &spec);
+        assert!(
+            args.contains(
+                &"file=/a,,b/d.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap".to_string()
+            ),
+            "{args:?}"
+        );
+        assert!(args.contains(&"file=/x,,format=raw/data.qcow2,if=none,id=data0,format=qcow2,cache=unsafe,discard=unmap".to_string()), "{args:?}");
+        assert!(
+            args.contains(&"virtio-blk-pci,drive=data0,serial=ingot-verify-state".to_string()),
+            "{args:?}"
+        );
     }
 }

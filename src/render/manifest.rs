@@ -3,7 +3,9 @@
 
 use super::Document;
 use crate::compose::Composition;
-use crate::manifest::{self, Checks, LayerRef, Manifest, PortRecord, SecretRef, UserData};
+use crate::manifest::{
+    self, Checks, LayerRef, Manifest, PortRecord, SecretRef, StateRecord, UserData,
+};
 use crate::model::ParamType;
 use sha2::{Digest, Sha256};
 
@@ -60,6 +62,17 @@ pub fn manifest(comp: &Composition, digest: &str, bake: &Document, boot: &Docume
                 exposure: p.exposure,
                 service: p.service.clone(),
                 layer: p.layer.clone(),
+            })
+            .collect(),
+        state: comp
+            .state
+            .iter()
+            .map(|s| StateRecord {
+                path: s.spec.path.clone(),
+                owner: s.spec.owner.clone(),
+                group: s.spec.group.clone(),
+                mode: s.spec.mode.octal(),
+                layer: s.layer.clone(),
             })
             .collect(),
         user_data: UserData {

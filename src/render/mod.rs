@@ -9,7 +9,7 @@ mod digest;
 mod manifest;
 mod seal;
 mod size;
-mod state;
+pub mod state;
 
 pub use cloud_config::{check_path, RELEASE_PATH};
 pub use digest::input_digest;

@@ -17,7 +17,7 @@ use crate::render::{self, Rendered};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::build::{BuildError, VerifyOptions};
+use crate::build::{BuildError, DataDiskChoice, VerifyOptions};
 use crate::cli::QemuArgs;
 use crate::progress::Progress;
 use crate::qemu::QemuConfig;
@@ -131,11 +131,22 @@ pub fn run(cli: &Cli) -> Result<Output, Error> {
                 cloud,
             },
         ),
-        Command::Verify { artifact, gate, vm } => {
+        Command::Verify {
+            artifact,
+            data_disk,
+            no_data_disk,
+            gate,
+            vm,
+        } => {
             let opts = VerifyOptions {
                 qemu: qemu_config(vm),
                 timeout: Duration::from_secs(gate.timeout),
                 allow_degraded: gate.allow_degraded,
+                data_disk: match (data_disk, no_data_disk) {
+                    (_, true) => DataDiskChoice::None,
+                    (Some(p), false) => DataDiskChoice::File(p.clone()),
+                    (None, false) => DataDiskChoice::Scratch,
+                },
             };
             let progress = Progress::new("verify", false);
             let report = cancellable(crate::build::verify(artifact, &opts, &progress))?;
