@@ -147,11 +147,15 @@ impl Vm {
             "-serial".into(),
             // Not opt_path: `-serial file:` takes the rest as the path.
             format!("file:{}", spec.serial_log.display()),
+            // The root disk is the one the firmware boots (bootindex): with
+            // a data disk beside it SeaBIOS tried the blank one and hung.
             "-drive".into(),
             format!(
-                "file={},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+                "file={},if=none,id=root,format=qcow2,cache=unsafe,discard=unmap",
                 opt_path(&spec.disk)
             ),
+            "-device".into(),
+            "virtio-blk-pci,drive=root,bootindex=0".into(),
             "-drive".into(),
             format!(
                 "file={},if=virtio,format=raw,readonly=on",
@@ -296,7 +300,7 @@ mod tests {
         let args = Vm::args(&QemuConfig::default(), &spec);
         assert!(
             args.contains(
-                &"file=/a,,b/d.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap".to_string()
+                &"file=/a,,b/d.qcow2,if=none,id=root,format=qcow2,cache=unsafe,discard=unmap".to_string()
             ),
             "{args:?}"
         );
