@@ -13,8 +13,9 @@ use crate::model::{Loaded, SCHEMA_VERSION};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// Bump when ingot renders different output for the same inputs.
-pub const RENDER_FORMAT: u32 = 1;
+/// Bump when ingot renders different output for the same inputs (2: the
+/// check scripts give each attempt the time left of its limit).
+pub const RENDER_FORMAT: u32 = 2;
 
 pub fn input_digest(loaded: &Loaded, overrides: &Overrides) -> String {
     let mut h = Framed(Sha256::new());
