@@ -300,7 +300,8 @@ mod tests {
         let args = Vm::args(&QemuConfig::default(), &spec);
         assert!(
             args.contains(
-                &"file=/a,,b/d.qcow2,if=none,id=root,format=qcow2,cache=unsafe,discard=unmap".to_string()
+                &"file=/a,,b/d.qcow2,if=none,id=root,format=qcow2,cache=unsafe,discard=unmap"
+                    .to_string()
             ),
             "{args:?}"
         );
