@@ -219,6 +219,9 @@ impl ComposeError {
             ComposeError::Template { .. } => "template",
             ComposeError::SecretInPath { .. } => "secret_in_path",
             ComposeError::SecretInBake { .. } => "secret_in_bake",
+            ComposeError::StateClash { .. } => "state_clash",
+            ComposeError::StateNested { .. } => "state_nested",
+            ComposeError::BootFileInState { .. } => "boot_file_in_state",
             ComposeError::At { error, .. } => error.kind(),
             // What was redacted is no longer known.
             ComposeError::Redacted { .. } => "composition",
@@ -241,7 +244,8 @@ impl ComposeError {
             | ComposeError::UndefinedVariable { layer, .. }
             | ComposeError::Template { layer, .. }
             | ComposeError::SecretInPath { layer, .. }
-            | ComposeError::SecretInBake { layer, .. } => Some(layer),
+            | ComposeError::SecretInBake { layer, .. }
+            | ComposeError::BootFileInState { layer, .. } => Some(layer),
             ComposeError::At { error, .. } => error.layer(),
             _ => None,
         }
