@@ -198,7 +198,7 @@ class FirstBootReading(unittest.TestCase):
         self.assertEqual(boot.progress[0], "[ingot] boot layer base (1/4)")
         self.assertEqual(boot.checks[0], "base/ssh-port")
         self.assertIn("nginx-certbot/http", boot.checks)
-        self.assertEqual(len(boot.checks), 26)
+        self.assertEqual(len(boot.checks), 27)
 
     def test_only_ingot_build_or_the_seal_make_a_bake(self):
         self.assertFalse(g.read_bake(None, {"ingot_image": "web"}).is_bake)
@@ -264,7 +264,7 @@ class FirstBoots(unittest.TestCase):
         self.assertEqual(len(ready), 1)
         self.assertTrue(lines[ready[0]].endswith("INGOT-BOOT-READY web-debian 2026.1.0"))
         oks = [i for i, line in enumerate(lines) if "ingot: check " in line]
-        self.assertEqual(len(oks), 26)
+        self.assertEqual(len(oks), 27)
         self.assertLess(max(oks), ready[0])
         layers = [i for i, line in enumerate(lines) if "[ingot] boot layer" in line]
         self.assertEqual(len(layers), 4)
@@ -278,7 +278,7 @@ class FirstBoots(unittest.TestCase):
         failed = [line for line in lines if "INGOT-CHECK-FAILED" in line]
         self.assertEqual(len(failed), 1)
         self.assertTrue(failed[0].endswith("INGOT-CHECK-FAILED nginx-certbot/http: HTTP 500, expected 200"))
-        self.assertEqual(sum("ingot: check " in line for line in lines), 25)
+        self.assertEqual(sum("ingot: check " in line for line in lines), 26)
         verdicts = [line.split(": ", 1)[1] for line in lines if "INGOT-BOOT-" in line]
         self.assertEqual(verdicts, ["INGOT-BOOT-FAILED checks", "INGOT-BOOT-FAILED exit 1"])
         again = text(self.boot("check-failed", again=True))
@@ -297,7 +297,7 @@ class FirstBoots(unittest.TestCase):
     def test_boots_after_the_first_run_only_the_checks(self):
         lines = text(self.boot("ready", again=True))
         self.assertFalse(any("boot layer" in line or "key pair" in line for line in lines))
-        self.assertEqual(sum("ingot: check " in line for line in lines), 26)
+        self.assertEqual(sum("ingot: check " in line for line in lines), 27)
         self.assertTrue(any(line.endswith("INGOT-BOOT-READY web-debian 2026.1.0") for line in lines))
 
 
