@@ -147,15 +147,20 @@ impl Vm {
             "-serial".into(),
             // Not opt_path: `-serial file:` takes the rest as the path.
             format!("file:{}", spec.serial_log.display()),
-            // The root disk is the one the firmware boots (bootindex): with
-            // a data disk beside it SeaBIOS tried the blank one and hung.
             "-drive".into(),
             format!(
                 "file={},if=none,id=root,format=qcow2,cache=unsafe,discard=unmap",
                 opt_path(&spec.disk)
             ),
             "-device".into(),
-            "virtio-blk-pci,drive=root,bootindex=0".into(),
+            // Booting by its own bootloader, the root disk is the one the
+            // firmware boots (with a blank data disk beside it SeaBIOS tried
+            // that one and hung). Not with -kernel: QEMU's linuxboot ROM
+            // holds bootindex 0 then, and QEMU refuses a second one.
+            match spec.boot {
+                Boot::Disk => "virtio-blk-pci,drive=root,bootindex=0".into(),
+                Boot::Kernel { .. } => "virtio-blk-pci,drive=root".into(),
+            },
             "-drive".into(),
             format!(
                 "file={},if=virtio,format=raw,readonly=on",
@@ -282,6 +287,32 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("-kernel"));
+        assert!(
+            args.contains("virtio-blk-pci,drive=root,bootindex=0"),
+            "{args}"
+        );
+    }
+
+    #[test]
+    fn a_kernel_boot_leaves_bootindex_0_to_qemus_linuxboot() {
+        let spec = VmSpec {
+            disk: "/d.qcow2".into(),
+            seed: "/s.iso".into(),
+            boot: Boot::Kernel {
+                kernel: "/vmlinuz".into(),
+                initrd: "/initrd.img".into(),
+                append: "console=ttyS0".into(),
+            },
+            forwards: vec![],
+            serial_log: "/serial.log".into(),
+            data_disk: None,
+        };
+        let args = Vm::args(&QemuConfig::default(), &spec);
+        assert!(
+            args.contains(&"virtio-blk-pci,drive=root".to_string()),
+            "{args:?}"
+        );
+        assert!(!args.iter().any(|a| a.contains("bootindex")), "{args:?}");
     }
 
     #[test]
