@@ -337,7 +337,7 @@ fn state_checks(values: &[(&str, &str)], state: &[StateRecord], disk: bool) -> V
                 .find(|(p, _)| *p == r.path)
                 .map_or("", |(_, src)| src.trim());
             let (ok, name, detail) = if disk {
-                let want = format!("{dev}[/{}{}]", "paths", r.path);
+                let want = format!("{dev}[/{}{}]", crate::render::state::PATHS_DIR, r.path);
                 (
                     !dev.is_empty() && source == want,
                     format!("state path {} is on the data disk", r.path),

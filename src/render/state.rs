@@ -15,7 +15,7 @@
 //!    copying what the image holds there (package defaults) on first use.
 //!    A layout it does not know is refused and left untouched. The outcome
 //!    goes to [`STATUS_PATH`].
-//! 2. [`unit`] (`ingot-state.service`) runs the script on every boot
+//! 2. [`unit()`] (`ingot-state.service`) runs the script on every boot
 //!    from the second on: before `sysinit.target`, so before every service
 //!    with default dependencies, and named `Before=` the units of the
 //!    layers that declare state; `RequiresMountsFor=` the folders it binds.
@@ -56,7 +56,7 @@ pub const VOLUME_META_KEY: &str = "ingot_state_volume";
 /// `refused <reason>`. Under /run: it says what happened on this boot.
 pub const STATUS_PATH: &str = "/run/ingot/state";
 /// Where each state path lives on the disk: `<mount>/paths/<path>`.
-const PATHS_DIR: &str = "paths";
+pub const PATHS_DIR: &str = "paths";
 
 pub fn script_path() -> String {
     format!("{RESERVED_PREFIX}state")
