@@ -18,6 +18,7 @@
 //! | `INGOT-BOOT-FAILED <reason>` | boot runcmd | the first boot failed |
 //! | `[ingot] no data disk: state is not kept` | boot runcmd | no data disk was found: the instance runs without kept state |
 //! | `INGOT-CHECK-FAILED ingot/state: <reason>` | boot runcmd, boot checks | the data disk was refused (unknown layout, foreign file system), left untouched |
+//! | `INGOT-STATE-WAITING <volume>` | boot runcmd | the image's own checks passed; the boot waits for its data volume to be attached before any layer command |
 //! | `INGOT-BOOT-READY <image> <version>` | boot runcmd | first boot done, its checks passed |
 //!
 //! Why it looks like this:
@@ -42,6 +43,12 @@ pub const BAKE_FAILED: &str = "INGOT-BAKE-FAILED";
 pub const BAKE_OK: &str = "INGOT-BAKE-OK";
 pub const BOOT_FAILED: &str = "INGOT-BOOT-FAILED";
 pub const BOOT_READY: &str = "INGOT-BOOT-READY";
+/// The first boot of a deploy's new server reached the point where it
+/// needs its data volume, which another server still holds: everything
+/// before it (cloud-init's early stages, the image's own checks, those of
+/// its seal) passed, no layer command ran yet. The deploy moves the volume
+/// on this line (docs/deploy.md, "State").
+pub const STATE_WAITING: &str = "INGOT-STATE-WAITING";
 /// After [`PROGRESS`]: the instance found no data disk (`render::state`).
 pub const STATE_NO_DISK: &str = "no data disk: state is not kept";
 /// The check, `layer/name` as every check, that reports the data disk's
@@ -60,6 +67,11 @@ pub fn failed_marker(phase: crate::model::Phase) -> &'static str {
 /// The line that says a bake sealed its image.
 pub fn bake_ok_line(image: &str, digest: &str) -> String {
     format!("{BAKE_OK} {image} {digest}")
+}
+
+/// The line that says the boot waits for the data volume `volume`.
+pub fn state_waiting_line(volume: &str) -> String {
+    format!("{STATE_WAITING} {volume}")
 }
 
 /// The line that says a first boot is done.
@@ -92,6 +104,10 @@ pub enum Event {
     BootReady {
         image: String,
         version: String,
+    },
+    /// The boot waits for its data volume (the Cinder volume's id).
+    StateWaiting {
+        volume: String,
     },
     /// cloud-init's own line for the stage that installs packages and runs
     /// the layers' commands: worth a progress line, it is the long part.
@@ -140,6 +156,15 @@ pub fn parse(line: &str) -> Option<Event> {
     }
     if let Some(rest) = after(line, BOOT_FAILED) {
         return Some(Event::BootFailed(rest.to_string()));
+    }
+    if let Some(rest) = after(line, STATE_WAITING) {
+        return Some(Event::StateWaiting {
+            volume: rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        });
     }
     if let Some(rest) = after(line, CLOUD_INIT_STATUS) {
         return Some(Event::CloudInitStatus(rest.parse().ok()));
@@ -257,6 +282,15 @@ mod tests {
             Some(Event::BootReady {
                 image: "web".into(),
                 version: "1.0.0".into()
+            })
+        );
+        assert_eq!(
+            parse(&format!(
+                "cloud-init[9]: {}",
+                state_waiting_line("0f3c-vol")
+            )),
+            Some(Event::StateWaiting {
+                volume: "0f3c-vol".into()
             })
         );
         assert_eq!(

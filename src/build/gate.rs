@@ -130,6 +130,11 @@ pub struct BootVerdict {
     pub failed_checks: Vec<(String, String)>,
     /// The last lines seen, for a report on a failure.
     pub recent: std::collections::VecDeque<String>,
+    /// `INGOT-STATE-WAITING <volume>`: the volume the boot waits for.
+    pub waiting: Option<String>,
+    /// Decided as soon as the boot waits for its volume (the first half of
+    /// a deploy's gate, which then moves the volume and reads on).
+    pub until_waiting: bool,
 }
 
 /// Console lines a boot failure's report quotes.
@@ -171,12 +176,17 @@ impl Reader for BootVerdict {
                 self.failed = Some(format!("{} {reason}", protocol::BOOT_FAILED));
                 None
             }
+            Event::StateWaiting { volume } => {
+                let say = format!("the image's own checks passed; waiting for volume {volume}");
+                self.waiting = Some(volume);
+                Some(say)
+            }
             _ => None,
         }
     }
 
     fn decided(&self) -> bool {
-        self.ready || self.failed.is_some()
+        self.ready || self.failed.is_some() || (self.until_waiting && self.waiting.is_some())
     }
 }
 
@@ -333,7 +343,10 @@ impl Reader for BakeVerdict {
             }
             Event::Progress(text) => Some(text),
             Event::FinalStage => Some("cloud-init final stage: packages, files, commands".into()),
-            Event::CheckOk { .. } | Event::BootFailed(_) | Event::BootReady { .. } => None,
+            Event::CheckOk { .. }
+            | Event::BootFailed(_)
+            | Event::BootReady { .. }
+            | Event::StateWaiting { .. } => None,
         }
     }
 

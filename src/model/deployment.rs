@@ -40,6 +40,10 @@ pub struct Deployment {
     pub security: SecuritySpec,
     pub address: AddressSpec,
     pub dns: Option<DnsSpec>,
+    /// The deployment's data volume, for the state paths its image's
+    /// layers declare (docs/deploy.md, "State"). Absent: no volume, a new
+    /// server starts without the state of the one before.
+    pub state: Option<StateSpec>,
     /// Stopped servers of earlier releases kept for a fast rollback.
     #[serde(default = "default_keep")]
     pub keep: u32,
@@ -194,6 +198,20 @@ fn default_ttl() -> u32 {
     300
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    /// The Cinder volume's size, in GB, when it is created (once: a
+    /// bigger number later does not grow it).
+    pub size_gb: u32,
+    /// The Cinder volume type (the cloud's default when absent).
+    pub volume_type: Option<String>,
+}
+
+/// Cinder's own limit is the cloud's quota; this only catches a typo
+/// (`size_gb: 10000`) before it reaches the quota.
+pub const MAX_STATE_GB: u32 = 16_384;
+
 /// A deployment file, read and checked.
 #[derive(Debug, Clone)]
 pub struct LoadedDeployment {
@@ -288,6 +306,25 @@ pub fn load_deployment(file: &Path) -> Result<LoadedDeployment, LoadError> {
                 "dns.zone",
                 format!("dns.zone: {:?} is not a zone name", dns.zone),
             ));
+        }
+    }
+    if let Some(state) = &deployment.state {
+        if !(1..=MAX_STATE_GB).contains(&state.size_gb) {
+            return Err(located(
+                "state.size_gb",
+                format!(
+                    "state.size_gb: {} is out of range: expected 1 to {MAX_STATE_GB} (GB)",
+                    state.size_gb
+                ),
+            ));
+        }
+        if let Some(t) = &state.volume_type {
+            if t.trim().is_empty() || t.len() > 255 {
+                return Err(located(
+                    "state.volume_type",
+                    format!("state.volume_type: {t:?} is not a volume type name"),
+                ));
+            }
         }
     }
     if let Some(cidrs) = &deployment.security.ssh_from {
@@ -438,6 +475,16 @@ mod tests {
                 "visio",
                 format!("{OK}dns:\n  zone: example.org.\n  ttl: 0\n"),
                 "dns.ttl: 0 is out of range",
+            ),
+            (
+                "visio",
+                format!("{OK}state:\n  size_gb: 0\n"),
+                "state.size_gb: 0 is out of range: expected 1 to 16384 (GB)",
+            ),
+            (
+                "visio",
+                format!("{OK}state:\n  size: 10\n"),
+                "unknown field `size`, expected `size_gb` or `volume_type`",
             ),
         ];
         for (name, yaml, want) in cases {

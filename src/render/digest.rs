@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// Bump when ingot renders different output for the same inputs (2: the
-/// check scripts give each attempt the time left of its limit).
-pub const RENDER_FORMAT: u32 = 2;
+/// check scripts give each attempt the time left of its limit; 3: the boot
+/// document waits for a data volume still held by another server).
+pub const RENDER_FORMAT: u32 = 3;
 
 pub fn input_digest(loaded: &Loaded, overrides: &Overrides) -> String {
     let mut h = Framed(Sha256::new());

@@ -27,7 +27,17 @@
 //!    init stage (which has written the script by then) and before
 //!    `sysinit.target` and those units: systemd's ordering again, no
 //!    sleeps. runcmd then enables the unit for the boots that follow.
-//! 4. The verdict reaches the console protocol: runcmd reports before the
+//! 4. A deploy's new server boots while the serving one still holds the
+//!    volume: the metadata names it, and it is not attached yet. The
+//!    setup then records `waiting <volume>` and binds nothing; the
+//!    services start on the image's content. runcmd, before any layer
+//!    command, runs the image's own checks (those of its seal: they hold
+//!    as they did then, since no layer command ran), prints
+//!    [`protocol::STATE_WAITING`] and waits for the disk to appear
+//!    (`udevadm wait`, bounded by [`WAIT_META_KEY`] seconds); then it
+//!    stops the state paths' services, binds the paths as a boot would,
+//!    starts those services again, and the boot goes on (see [`attach`]).
+//! 5. The verdict reaches the console protocol: runcmd reports before the
 //!    layers' commands run ([`report`]: a missing disk is a progress line,
 //!    a refused one a failed check and a failed boot, so that no layer
 //!    command — a certificate request — runs on an empty root disk), and
@@ -52,6 +62,10 @@ pub const LAYOUT: &str = "ingot-state 1";
 /// The server metadata key (Nova `meta`, read through cloud-init) that
 /// names the deployment's data volume by its id; the cloud side sets it.
 pub const VOLUME_META_KEY: &str = "ingot_state_volume";
+/// The server metadata key that bounds, in seconds, how long a first boot
+/// waits for its volume to be attached (default [`DEFAULT_WAIT`]).
+pub const WAIT_META_KEY: &str = "ingot_state_wait";
+pub const DEFAULT_WAIT: u64 = 1800;
 /// The setup's outcome for this boot: `ok <detail>`, `no-disk` or
 /// `refused <reason>`. Under /run: it says what happened on this boot.
 pub const STATUS_PATH: &str = "/run/ingot/state";
@@ -171,26 +185,48 @@ pub fn first_boot(comp: &Composition) -> String {
     cmd
 }
 
+/// The runcmd line that waits for a volume still held by another server
+/// (outcome `waiting <volume>`): the image's own checks first, then the
+/// marker the deploy acts on, then the setup again once the disk is there.
+pub fn attach() -> String {
+    format!(
+        "state=$(cat {status} 2>/dev/null) || state=; \
+         case \"$state\" in waiting\\ *) \
+         {bake_checks} || {{ echo '{failed} checks before the data volume'; exit 1; }}; \
+         echo \"{waiting} ${{state#waiting }}\"; \
+         /bin/sh {script} --attach ;; \
+         esac",
+        status = quote(STATUS_PATH),
+        bake_checks = super::check_path(crate::model::Phase::Bake),
+        failed = protocol::BOOT_FAILED,
+        waiting = protocol::STATE_WAITING,
+        script = quote(&script_path()),
+    )
+}
+
 /// The shell lines runcmd runs first: the setup's outcome on the console.
 /// A refused disk stops the boot before any layer command runs.
 pub fn report() -> Vec<String> {
-    vec![format!(
-        "state=$(cat {status} 2>/dev/null) || state='refused the state setup did not run'; \
+    vec![
+        attach(),
+        format!(
+            "state=$(cat {status} 2>/dev/null) || state='refused the state setup did not run'; \
          case \"$state\" in \
          no-disk) echo {no_disk} ;; \
          refused\\ *) echo \"{failed} {id}: ${{state#refused }}\"; exit 1 ;; \
          *) echo \"{progress}state: ${{state#ok }}\" ;; \
          esac",
-        status = quote(STATUS_PATH),
-        no_disk = quote(&format!(
-            "{}{}",
-            protocol::PROGRESS,
-            protocol::STATE_NO_DISK
-        )),
-        failed = protocol::CHECK_FAILED,
-        id = protocol::STATE_CHECK_ID,
-        progress = protocol::PROGRESS,
-    )]
+            status = quote(STATUS_PATH),
+            no_disk = quote(&format!(
+                "{}{}",
+                protocol::PROGRESS,
+                protocol::STATE_NO_DISK
+            )),
+            failed = protocol::CHECK_FAILED,
+            id = protocol::STATE_CHECK_ID,
+            progress = protocol::PROGRESS,
+        ),
+    ]
 }
 
 /// The boot check that says, on every boot, whether the state was bound
@@ -205,7 +241,8 @@ pub fn check() -> CheckOut {
         kind: CheckKind::Command {
             command: format!(
                 "state=$(cat {status} 2>/dev/null) || {{ echo 'the state setup did not run'; exit 1; }}; \
-                 case \"$state\" in refused\\ *) echo \"${{state#refused }}\"; exit 1 ;; esac",
+                 case \"$state\" in refused\\ *) echo \"${{state#refused }}\"; exit 1 ;; \
+                 waiting\\ *) echo \"volume ${{state#waiting }} is not attached\"; exit 1 ;; esac",
                 status = quote(STATUS_PATH)
             ),
         },
@@ -239,6 +276,9 @@ pub fn script(comp: &Composition) -> String {
         .replace("@LAYOUT@", &quote(LAYOUT))
         .replace("@STATUS@", &quote(STATUS_PATH))
         .replace("@META_KEY@", &quote(VOLUME_META_KEY))
+        .replace("@WAIT_KEY@", &quote(WAIT_META_KEY))
+        .replace("@DEFAULT_WAIT@", &DEFAULT_WAIT.to_string())
+        .replace("@USERS@", &crate::shell::quote_all(&users_of_state(comp)))
         .replace("@PROGRESS@", &quote(protocol::PROGRESS))
         .replace("@NO_DISK@", &quote(protocol::STATE_NO_DISK))
         .replace("@COUNT@", &comp.state.len().to_string())
@@ -258,6 +298,7 @@ LABEL=@LABEL@
 LAYOUT=@LAYOUT@
 STATUS=@STATUS@
 META_KEY=@META_KEY@
+WAIT_KEY=@WAIT_KEY@
 PROGRESS=@PROGRESS@
 NO_DISK=@NO_DISK@
 
@@ -269,10 +310,10 @@ result() {
 # The boot goes on either way; the verdict is reported on the console.
 refuse() { say "refused: $1"; result "refused $1"; exit 0; }
 
-[ -e "$STATUS" ] && exit 0
-
-# The disk, by identity. udev names disks (by-id, by-label) as it handles
-# their events: once its queue is empty, every name there is, is there.
+# The disk, by identity; the whole setup, as every boot runs it.
+setup() {
+# udev names disks (by-id, by-label) as it handles their events: once its
+# queue is empty, every name there is, is there.
 udevadm settle --timeout=120 >/dev/null 2>&1 || true
 dev=
 volume=$(cloud-init query "ds.meta_data.meta.$META_KEY" 2>/dev/null) || volume=
@@ -282,7 +323,11 @@ case "$volume" in
      if [ -e "/dev/disk/by-id/virtio-$serial" ]; then
        dev=$(readlink -f "/dev/disk/by-id/virtio-$serial")
      else
-       say "volume $volume is not attached; looking for a disk labelled $LABEL"
+       # Named but not attached: a deploy's new server, whose volume the
+       # serving server still holds. runcmd waits for it (--attach).
+       result "waiting $volume"
+       say "volume $volume is not attached yet: the boot waits for it before any layer command"
+       exit 0
      fi ;;
 esac
 if [ -z "$dev" ] && [ -e "/dev/disk/by-label/$LABEL" ]; then
@@ -374,6 +419,47 @@ failed=
 sync
 result "ok $dev $how, @COUNT@ state paths bound"
 say "$dev ($how) mounted at $MOUNT, @COUNT@ state paths bound"
+}
+
+# --attach: the volume the metadata names arrives while the system runs.
+# Wait for its disk, stop the services that use the state paths (they
+# started on the image's content), bind as a boot would, start them again.
+attach() {
+  state=$(cat "$STATUS" 2>/dev/null) || state=
+  case "$state" in waiting\ *) ;; *) return 0 ;; esac
+  volume=${state#waiting }
+  link="/dev/disk/by-id/virtio-$(printf '%.20s' "$volume")"
+  wait=$(cloud-init query "ds.meta_data.meta.$WAIT_KEY" 2>/dev/null) || wait=
+  case "$wait" in ''|*[!0-9]*) wait=@DEFAULT_WAIT@ ;; esac
+  say "waiting up to $wait s for volume $volume to be attached"
+  # udevadm wait (systemd 251 on) returns once udev has named the disk.
+  if udevadm wait --help >/dev/null 2>&1; then
+    udevadm wait --timeout="$wait" "$link" >/dev/null 2>&1 || true
+  else
+    n=0
+    while [ ! -e "$link" ] && [ "$n" -lt "$wait" ]; do sleep 1; n=$((n + 1)); done
+  fi
+  if [ ! -e "$link" ]; then
+    result "refused volume $volume was not attached within $wait s"
+    say "volume $volume was not attached within $wait s"
+    return 0
+  fi
+  say "volume $volume attached"
+  stopped=
+  for unit in @USERS@; do
+    if systemctl is-active --quiet "$unit"; then
+      systemctl stop "$unit" && stopped="$stopped $unit"
+    fi
+  done
+  rm -f "$STATUS"
+  setup
+  for unit in $stopped; do systemctl start "$unit"; done
+}
+
+case "${1:-}" in
+  --attach) attach ;;
+  *) [ -e "$STATUS" ] || setup ;;
+esac
 "#;
 
 #[cfg(test)]
@@ -516,6 +602,115 @@ mod tests {
             failed("unknown layout 'ingot-state 2' on /dev/vdb (this image knows 'ingot-state 1'); left untouched")
         );
         assert_eq!(run_report(None), failed("the state setup did not run"));
+    }
+
+    /// [`attach`] with `status` recorded, the image's checks answering
+    /// `checks_pass` and the script replaced by a stub that records a bind.
+    fn run_attach(status: &str, checks_pass: bool) -> (bool, Vec<protocol::Event>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state");
+        std::fs::write(&file, format!("{status}\n")).unwrap();
+        let stub = dir.path().join("stub");
+        std::fs::write(
+            &stub,
+            format!(
+                "printf 'ok /dev/vdb, 1 state paths bound\\n' > {}\n",
+                quote(&file.to_string_lossy())
+            ),
+        )
+        .unwrap();
+        let text = attach()
+            .replace(&quote(STATUS_PATH), &quote(&file.to_string_lossy()))
+            .replace(
+                &super::super::check_path(crate::model::Phase::Bake),
+                if checks_pass { "true" } else { "false" },
+            )
+            .replace(&quote(&script_path()), &quote(&stub.to_string_lossy()));
+        shell_accepts(&text);
+        let out = Command::new("sh").arg("-c").arg(&text).output().unwrap();
+        let events = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(protocol::parse)
+            .collect();
+        (out.status.success(), events)
+    }
+
+    #[test]
+    fn a_boot_waiting_for_its_volume_says_so_once_the_images_checks_pass() {
+        use protocol::Event;
+        assert_eq!(
+            run_attach("waiting 0f3c9a7e-vol", true),
+            (
+                true,
+                vec![Event::StateWaiting {
+                    volume: "0f3c9a7e-vol".into()
+                }]
+            )
+        );
+        // Checks that fail stop the boot before the volume moves.
+        assert_eq!(
+            run_attach("waiting 0f3c9a7e-vol", false),
+            (
+                false,
+                vec![Event::BootFailed("checks before the data volume".into())]
+            )
+        );
+        // Any other outcome: nothing to wait for.
+        assert_eq!(run_attach("no-disk", true), (true, vec![]));
+        assert_eq!(
+            run_attach("ok /dev/vdb, 1 state paths bound", true),
+            (true, vec![])
+        );
+    }
+
+    /// The script's `--attach`, on a machine where the volume never comes:
+    /// it waits as long as the metadata says, then refuses.
+    #[test]
+    fn a_volume_that_never_comes_is_refused_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for (stub, body) in [
+            ("udevadm", "exit 1"),
+            // The metadata's wait: 1 s.
+            ("cloud-init", "echo 1"),
+        ] {
+            let p = bin.join(stub);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let status = dir.path().join("state");
+        std::fs::write(&status, "waiting 00000000-never-attached\n").unwrap();
+        let text = script(&comp()).replace(
+            &format!("STATUS={}", quote(STATUS_PATH)),
+            &format!("STATUS={}", quote(&status.to_string_lossy())),
+        );
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .arg("state")
+            .arg("--attach")
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(&status).unwrap(),
+            "refused volume 00000000-never-attached was not attached within 1 s\n"
+        );
+        let (ok, events) = run_report(Some(
+            "refused volume 00000000-never-attached was not attached within 1 s",
+        ));
+        assert!(!ok);
+        assert_eq!(
+            events,
+            vec![protocol::Event::CheckFailed {
+                id: "ingot/state".into(),
+                reason: "volume 00000000-never-attached was not attached within 1 s".into()
+            }]
+        );
     }
 
     /// The script itself, on a machine with no data disk: udev and

@@ -97,6 +97,7 @@ pub fn launch(cli: &Cli, args: &LaunchArgs) -> Result<Output, Error> {
         security: SecuritySpec::default(),
         address: AddressSpec::Direct,
         dns: None,
+        state: None,
         keep: 0,
     };
     // What render_boot reads of a deployment: the image file, the values.

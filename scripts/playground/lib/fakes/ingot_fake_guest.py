@@ -56,6 +56,12 @@ Which servers act out what (docs/playground.md, "The fake guest"):
   A non-bake server whose image has fake_guest (and no fake_boot) acts out
   that bake scenario, as before.
 
+  A first boot whose user-data waits for its data volume (runcmd prints
+  INGOT-STATE-WAITING) and whose metadata names one (ingot_state_volume)
+  that was not attached at spawn prints the marker, then holds: the rest of
+  its console follows only once Nova attaches that volume (attach_volume),
+  as a real guest's runcmd waits for the disk (src/render/state.rs).
+
 What the guest "prints" follows the server's user-data where it can (layer
 names, packages, check names, image and digest or version); the image and
 digest of INGOT-BAKE-OK come from the server's metadata (ingot_image,
@@ -185,6 +191,41 @@ class Plan(object):
         self.pretend = pretend
         self.lines = []
         self.poweroff_at = None
+        # A first boot waiting for its data volume: lines after `hold`
+        # (seconds) play only once it is attached, `released_after` seconds
+        # after the boot began, shifted to follow it.
+        self.hold = None
+        self.hold_volume = None
+        self.hold_index = None
+        self.released_after = None
+
+    def visible(self, until):
+        """The lines printed by `until` seconds after the boot began."""
+        out = []
+        for i, (t, text) in enumerate(self.lines):
+            if self.held(i, t):
+                if self.released_after is None:
+                    continue
+                t = max(t, self.released_after + (t - self.hold))
+            if t <= until:
+                out.append(text)
+        return out
+
+    def held(self, i, t):
+        """Whether line i (at t) waits for the volume: any line after the
+        marker, by time and, at the same time (a 0 s plan), by order."""
+        if self.hold is None:
+            return False
+        return (t, i) > (self.hold, self.hold_index)
+
+    def played_end(self):
+        """When the last line is printed, holds included (inf while held)."""
+        end = self.end()
+        if any(self.held(i, t) for i, (t, _) in enumerate(self.lines)):
+            if self.released_after is None:
+                return float("inf")
+            return max(end, self.released_after + (end - self.hold))
+        return end
 
     def end(self):
         """When its last line is printed (seconds after the boot began)."""
@@ -332,6 +373,7 @@ class FirstBoot(object):
         self.progress = []  # runcmd's `echo '[ingot] boot layer ...'` lines
         self.checks = []  # the boot checks' names, layer/check
         self.markers = False  # any of ingot's boot markers at all
+        self.state_wait = False  # runcmd waits for the data volume
 
 
 BOOT_READY = re.compile(r"""^\s*echo\s+["']?INGOT-BOOT-READY\s+(\S+)\s+(\S+?)["']?\s*$""")
@@ -354,6 +396,8 @@ def read_first_boot(user_data_text):
             continue
         if "INGOT-BOOT-FAILED" in command:
             boot.markers = True
+        if "INGOT-STATE-WAITING" in command:
+            boot.state_wait = True
         m = ECHO_INGOT.match(command)
         if m:
             boot.progress.append(m.group(1))
@@ -426,7 +470,7 @@ def failed_check(boot, settings):
 
 
 def boot_plan(scenario, seconds, boot, nic, hostname, started_wall, failed=None,
-              reason=None, again=False):
+              reason=None, again=False, hold=None):
     """The Plan of one boot of a server that is no bake. again: a boot after
     the first (power on, reboot), where only the per-boot checks run
     (cloud-init runs runcmd once per instance; ingot's per-boot script
@@ -441,6 +485,14 @@ def boot_plan(scenario, seconds, boot, nic, hostname, started_wall, failed=None,
     if scenario == "boot":
         login(p, 0.5, hostname)
         return p
+    if hold and not again:
+        p.unit(0.08, CI_FINAL, "[ingot] state: volume %s is not attached yet: the boot "
+               "waits for it before any layer command" % hold)
+        p.unit(0.09, CI_FINAL, "INGOT-STATE-WAITING %s" % hold)
+        p.hold, p.hold_volume, p.hold_index = 0.09 * seconds, hold, len(p.lines) - 1
+        p.unit(0.095, CI_FINAL, "[ingot] state: volume %s attached" % hold)
+        p.unit(0.098, CI_FINAL, "[ingot] state: /dev/vdb (holding the state of an earlier "
+               "boot) mounted at /var/lib/ingot-state")
     if not again:
         for n, line in enumerate(boot.progress):
             p.unit(0.10 + 0.6 * n / max(1, len(boot.progress)), CI_FINAL, line)
@@ -722,7 +774,7 @@ class FakeGuest(fake.FakeInstance):
         """Whether the current boot played to its end before it stopped
         (or by now)."""
         until = (self.halted if self.halted is not None else time.monotonic()) - self.started
-        return until >= self.plan.end()
+        return until >= self.plan.played_end()
 
     def stop(self, now):
         """The current boot ends now (Nova powered the guest off)."""
@@ -747,7 +799,7 @@ class FakeGuest(fake.FakeInstance):
         lines = []
         for i, (started, plan, halted) in enumerate(boots):
             until = (halted if halted is not None else now) - started
-            lines += [text for t, text in plan.lines if t <= until]
+            lines += plan.visible(until)
             following = boots[i + 1][0] if i + 1 < len(boots) else float("inf")
             # What happened after this boot and before the next: the power
             # actions' lines.
@@ -757,6 +809,17 @@ class FakeGuest(fake.FakeInstance):
         # (surrogateescape): what a serial console log holds.
         raw = data.encode("utf-8", "surrogateescape")
         return raw[-MAX_CONSOLE_BYTES:]
+
+
+def attached_volumes(block_device_info):
+    """The ids of the volumes a server is spawned with."""
+    ids = set()
+    for bdm in (block_device_info or {}).get("block_device_mapping") or []:
+        info = bdm.get("connection_info") or {}
+        for v in (info.get("serial"), (info.get("data") or {}).get("volume_id")):
+            if v:
+                ids.add(v)
+    return ids
 
 
 def first_nic(network_info):
@@ -848,7 +911,7 @@ class FakeGuestDriver(fake.FakeDriver):
             boot.version = props.get("ingot_version")
         return props, metadata, boot, settings
 
-    def _boot_plan(self, scenario, boot, settings, nic, hostname, again):
+    def _boot_plan(self, scenario, boot, settings, nic, hostname, again, hold=None):
         """A boot_plan with the settings' check, reason and duration."""
         seconds = parse_seconds(settings, "fake_boot_seconds", DEFAULT_BOOT_SECONDS)
         failed = reason = None
@@ -862,7 +925,7 @@ class FakeGuestDriver(fake.FakeDriver):
                 "ingot_image and ingot_version properties" % scenario)
         return boot_plan(scenario, seconds, boot, nic, hostname,
                          datetime.datetime.utcnow(), failed=failed, reason=reason,
-                         again=again)
+                         again=again, hold=hold)
 
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
@@ -909,7 +972,12 @@ class FakeGuestDriver(fake.FakeDriver):
         # Waits for the network allocation (as FakeDriver's spawn does).
         nic = first_nic(network_info)
         if kind == "boot":
-            plan = self._boot_plan(scenario, boot, settings, nic, bake.hostname, again=False)
+            hold = None
+            volume = metadata.get("ingot_state_volume")
+            if boot.state_wait and volume and volume not in attached_volumes(block_device_info):
+                hold = volume
+            plan = self._boot_plan(scenario, boot, settings, nic, bake.hostname, again=False,
+                                   hold=hold)
         else:
             if scenario == "check-failed":
                 reason = props.get("fake_guest_reason") or DEFAULT_CHECK_REASON
@@ -947,6 +1015,26 @@ class FakeGuestDriver(fake.FakeDriver):
         if not isinstance(guest, FakeGuest):
             return super(FakeGuestDriver, self).get_console_output(context, instance)
         return guest.console()
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None, device_type=None, encryption=None):
+        """Nova's bookkeeping, and a first boot that waits for this volume
+        goes on (its held lines play from now)."""
+        super(FakeGuestDriver, self).attach_volume(
+            context, connection_info, instance, mountpoint, disk_bus=disk_bus,
+            device_type=device_type, encryption=encryption)
+        guest = self.instances.get(instance.uuid)
+        if not isinstance(guest, FakeGuest):
+            return
+        info = connection_info or {}
+        volume = info.get("serial") or (info.get("data") or {}).get("volume_id")
+        p = guest.plan
+        now = time.monotonic()
+        guest.extra.append((now, "[%12.6f] virtio_blk virtio5: [vdb] attached (volume %s)"
+                            % (guest.uptime(now), volume)))
+        if p.hold is not None and p.released_after is None and volume == p.hold_volume:
+            p.released_after = now - guest.started
+            LOG.info("fake guest %s: volume %s attached, its boot goes on", instance.uuid, volume)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
         guest = self._guest(instance)

@@ -326,6 +326,35 @@ class Driver(unittest.TestCase):
         self.assertEqual(sum(line.endswith("INGOT-BOOT-READY web-debian 2026.1.0") for line in both), 2)
         self.assertEqual(guest.boots, 2)
 
+    def test_a_first_boot_waits_for_its_volume_until_nova_attaches_it(self):
+        d = driver({"fake_boot_seconds": "0"})
+        meta = dict(DEPLOY_METADATA, ingot_state_volume="vol-1")
+        inst = Instance(boot_user_data(), meta)
+        guest = spawn(d, inst)
+        self.assertEqual(guest.plan.hold_volume, "vol-1")
+        held = lines_of(d.get_console_output(None, inst))
+        self.assertTrue(held[-1].endswith("INGOT-STATE-WAITING vol-1"), held[-1])
+        self.assertFalse(any("INGOT-BOOT" in line for line in held))
+        self.assertFalse(guest.completed())
+        # another volume does not release it
+        d.attach_volume(None, {"serial": "vol-2"}, inst, "/dev/vdc")
+        self.assertFalse(any("INGOT-BOOT" in line for line in lines_of(d.get_console_output(None, inst))))
+        d.attach_volume(None, {"serial": "vol-1"}, inst, "/dev/vdb")
+        done = lines_of(d.get_console_output(None, inst))
+        self.assertEqual(done[:len(held)], held)
+        self.assertTrue(any(line.endswith("INGOT-BOOT-READY web-debian 2026.1.0") for line in done))
+        self.assertTrue(guest.completed())
+
+    def test_a_volume_attached_at_spawn_or_not_named_is_not_waited_for(self):
+        d = driver({"fake_boot_seconds": "0"})
+        meta = dict(DEPLOY_METADATA, ingot_state_volume="vol-1")
+        inst = Instance(boot_user_data(), meta, uuid="u-2")
+        d.spawn(None, inst, None, None, None, None, block_device_info={
+            "block_device_mapping": [{"connection_info": {"serial": "vol-1"}}]})
+        self.assertIsNone(d.instances["u-2"].plan.hold)
+        inst = Instance(boot_user_data(), DEPLOY_METADATA, uuid="u-3")
+        self.assertIsNone(spawn(d, inst).plan.hold)
+
     def test_fake_restart_check_failed_from_the_server_metadata(self):
         d = driver({"fake_boot_seconds": "0", "fake_boot_check": "nginx-certbot/http",
                     "fake_boot_reason": "HTTP 502, expected 200"})
