@@ -20,3 +20,4 @@ mod man;
 mod real_tools;
 mod release_faults;
 mod state;
+mod volume;

@@ -520,6 +520,16 @@ pub trait ComputeService {
     async fn add_server_tag(&self, id: &str, tag: &str) -> Result<(), CloudError>;
     /// A tag the server does not have is no error.
     async fn remove_server_tag(&self, id: &str, tag: &str) -> Result<(), CloudError>;
+    /// Attaches a Cinder volume (`os-volume_attachments`); Nova reserves
+    /// it at once and it becomes `in-use` later (poll the volume). Not
+    /// retried: a second attach of the same volume is a 409, and a caller
+    /// after a lost answer reads the volume's attachments.
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> Result<(), CloudError>;
+    /// Detaches it; it becomes `available` later. `false` if it was not
+    /// attached to that server (or the server is gone).
+    async fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<bool, CloudError>;
+    /// The ids of the volumes attached to the server.
+    async fn volume_attachments(&self, server_id: &str) -> Result<Vec<String>, CloudError>;
 }
 
 pub struct Nova<'a> {
@@ -882,6 +892,54 @@ impl ComputeService for Nova<'_> {
             Err(e) if e.status() == Some(404) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> Result<(), CloudError> {
+        let url = format!("{}/os-volume_attachments", self.server_url(server_id));
+        // No `device`: the guest finds the disk by its serial, and libvirt
+        // ignores the name asked for anyway.
+        let body = json!({ "volumeAttachment": { "volumeId": volume_id } });
+        self.session
+            .send(SERVICE, Method::POST, &url, |r| {
+                microversion(r).json(&body).timeout(REQUEST_TIMEOUT)
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<bool, CloudError> {
+        let url = format!(
+            "{}/os-volume_attachments/{}",
+            self.server_url(server_id),
+            encode(volume_id)
+        );
+        match self
+            .session
+            .send(SERVICE, Method::DELETE, &url, |r| {
+                microversion(r).timeout(REQUEST_TIMEOUT)
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn volume_attachments(&self, server_id: &str) -> Result<Vec<String>, CloudError> {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(rename = "volumeAttachments")]
+            attachments: Vec<One>,
+        }
+        #[derive(Deserialize)]
+        struct One {
+            #[serde(rename = "volumeId")]
+            volume_id: String,
+        }
+        let url = format!("{}/os-volume_attachments", self.server_url(server_id));
+        let body: Body = self.get(&url).await?;
+        Ok(body.attachments.into_iter().map(|a| a.volume_id).collect())
     }
 }
 

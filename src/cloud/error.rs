@@ -82,6 +82,10 @@ pub enum Invalid {
     /// tags, so a tag holding one could never be filtered by.
     #[error("tag `{tag}`: expected 1 to {max} characters without `/` or `,`")]
     Tag { tag: String, max: usize },
+    #[error("the size is 0 GB; at least 1")]
+    VolumeSize,
+    #[error("a volume is made from a snapshot or from an image, not both")]
+    VolumeSources,
     #[error("{count} tags; at most {max}")]
     TooManyTags { count: usize, max: usize },
     #[error("the user-data is {bytes} bytes, {chars} characters in base64; Nova takes at most 65535 (compress it with gzip, or make it smaller)")]

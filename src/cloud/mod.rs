@@ -2,7 +2,7 @@
 //! session that reuses its token and re-authenticates when it expires
 //! ([`keystone`]), and one trait per service with its HTTP implementation
 //! ([`image`] for Glance, [`compute`] for Nova, [`network`] for Neutron,
-//! [`dns`] for Designate).
+//! [`dns`] for Designate, [`volume`] for Cinder).
 //!
 //! This module knows nothing of workflows: `release` uses it, never the
 //! reverse. Base URLs come from the Keystone catalog or from an explicit
@@ -21,6 +21,7 @@ pub mod network;
 mod request;
 pub mod retry;
 pub mod time;
+pub mod volume;
 
 pub use error::{CloudError, Invalid};
 pub use keystone::Session;

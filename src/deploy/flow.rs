@@ -169,6 +169,14 @@ impl<C: ComputeService, N: NetworkService> Deployer<'_, C, N> {
                 ));
             }
         }
+        if let Some(state) = &self.spec.state {
+            // Read and checked, not acted on yet: a deploy that took the
+            // file's word and moved nothing would lose the state it names.
+            problems.push(format!(
+                "state: a {} GB data volume is declared, but this ingot does not create or move data volumes yet; remove `state:` to deploy without kept state",
+                state.size_gb
+            ));
+        }
         problems.extend(self.network_quota(target).await?);
         match choice {
             Ok(c) if problems.is_empty() => Ok((c.flavor.id, c.network.id)),

@@ -62,6 +62,11 @@ impl Playground {
         self.has_nova() && self.setting("INGOT_PLAYGROUND_DNS").as_deref() == Some("1")
     }
 
+    /// Cinder runs too (`start --with-cinder`).
+    pub fn has_cinder(&self) -> bool {
+        self.has_nova() && self.setting("INGOT_PLAYGROUND_CINDER").as_deref() == Some("1")
+    }
+
     /// `http://127.0.0.1:PORT/v3`
     pub fn keystone_url(&self) -> String {
         let port = self
